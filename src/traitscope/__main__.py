@@ -1,0 +1,3 @@
+from traitscope.cli.app import main
+
+main()

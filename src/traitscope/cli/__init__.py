@@ -1,0 +1,1 @@
+"""The traitscope command line."""

@@ -1,0 +1,79 @@
+"""Batched generation from token ids: left-padded, greedy or seeded sampling, trimmed at EOS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from traitscope.models.loader import LoadedModel
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    max_new_tokens: int = 48
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 0
+    repetition_penalty: float = 1.0
+
+
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, width - len(r) :] = torch.tensor(list(r))
+            mask[i, width - len(r) :] = 1
+    return ids, mask
+
+
+def trim_at_eos(tokens: list[int], eos_ids: Sequence[int]) -> list[int]:
+    for i, t in enumerate(tokens):
+        if t in eos_ids:
+            return tokens[:i]
+    return tokens
+
+
+def generate_ids(
+    lm: LoadedModel,
+    prompts: Sequence[Sequence[int]],
+    config: SamplingConfig = SamplingConfig(),
+    batch_size: int = 16,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[list[int]]:
+    """Generate a response (token ids, EOS excluded) for each prompt, in batches.
+
+    Each batch is seeded with ``seed + batch start``, so a resumed run reproduces the same samples.
+    """
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.eos_ids[0]
+    results: list[list[int]] = []
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size]
+        ids, mask = left_pad(batch, pad)
+        torch.manual_seed(config.seed + start)
+        kwargs: dict = dict(
+            max_new_tokens=config.max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=lm.eos_ids,
+            repetition_penalty=config.repetition_penalty,
+        )
+        if config.temperature > 0:
+            kwargs.update(do_sample=True, temperature=config.temperature, top_p=config.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            out = lm.model.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), **kwargs)
+        for row in out[:, ids.shape[1] :].tolist():
+            results.append(trim_at_eos(row, lm.eos_ids))
+        if on_batch:
+            on_batch(len(batch))
+    return results
+
+
+def complete(lm: LoadedModel, prompt: str, system: str | None = None, max_new_tokens: int = 32, raw: bool = False) -> str:
+    """One greedy answer to one prompt, as text."""
+    ids = generate_ids(lm, [lm.prompt_ids(prompt, system, raw)], SamplingConfig(max_new_tokens=max_new_tokens))[0]
+    return lm.tokenizer.decode(ids, skip_special_tokens=True)
