@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/traitscope run optimism
+	$(BIN)/traitscope extract optimism
 
 test: setup
 	$(BIN)/python -m pytest

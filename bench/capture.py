@@ -33,7 +33,10 @@ def main() -> None:
         lm = load_model(alias)
         cached_s = time.perf_counter() - t
     prompts = [f"Write a short paragraph about topic number {i}: the history of bridges and rivers." for i in range(16)]
-    examples = [Example(lm.prompt_ids(p), lm.response_ids(" Bridges have connected people for centuries, " * 4)) for p in prompts]
+    examples = [
+        Example(lm.prompt_ids(p), lm.response_ids(" Bridges have connected people for centuries, " * 4))
+        for p in prompts
+    ]
     width = max(len(e.prompt_ids) + len(e.response_ids) for e in examples)
     ids = torch.full((len(examples), width), lm.tokenizer.pad_token_id)
     mask = torch.zeros_like(ids)

@@ -28,7 +28,7 @@ def _check_sites(lm, n_tokens=5):
     fns = {(s, layer): grab((s, layer)) for s in SITES for layer in (0, lm.n_layers - 1)}
     with torch.no_grad(), hooked(lm, fns):
         out = lm.model(input_ids=ids, output_hidden_states=True)
-    for (s, layer), shape in shapes.items():
+    for (s, _layer), shape in shapes.items():
         assert shape[:2] == (1, n_tokens)
         assert shape[2] == lm.site_dim(s)
     assert len(shapes) == len(fns)
@@ -55,11 +55,29 @@ def test_bundled_base_sites(base_lm):
 def _tiny(model_type):
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    kw = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-              num_key_value_heads=2, vocab_size=128, head_dim=8, max_position_embeddings=64)
+    kw = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=128,
+        head_dim=8,
+        max_position_embeddings=64,
+    )
     if model_type == "gemma3":
-        cfg = AutoConfig.for_model("gemma3", text_config=dict(**kw), vision_config=dict(
-            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14))
+        cfg = AutoConfig.for_model(
+            "gemma3",
+            text_config=dict(**kw),
+            vision_config=dict(
+                hidden_size=16,
+                intermediate_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                image_size=28,
+                patch_size=14,
+            ),
+        )
     else:
         cfg = AutoConfig.for_model(model_type, **kw)
     torch.manual_seed(0)

@@ -38,7 +38,9 @@ class Captured:
     norms: dict[str, torch.Tensor]
 
 
-def selection_weights(examples: Sequence[Example], position: Position, skip_first: bool = True) -> tuple[torch.Tensor, list[int]]:
+def selection_weights(
+    examples: Sequence[Example], position: Position, skip_first: bool = True
+) -> tuple[torch.Tensor, list[int]]:
     """``[batch, max_len]`` averaging weights (rows sum to 1) for right-padded examples.
 
     Token 0 of a sequence is an attention sink whose activation norm can be ~100x the others
@@ -99,7 +101,9 @@ def capture(
         weights = weights.to(device)
         out: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
-        def reducer(key: tuple[str, int]) -> Callable[[torch.Tensor], None]:
+        def reducer(
+            key: tuple[str, int], weights: torch.Tensor = weights, out: dict = out
+        ) -> Callable[[torch.Tensor], None]:
             def fn(h: torch.Tensor) -> None:
                 h = h.float()
                 out[key] = (

@@ -58,8 +58,14 @@ def info(
 def models(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the bundled model aliases and whether their de-quantised copy is cached."""
     rows = [
-        {"alias": b.alias, "default": b.alias == DEFAULT_MODEL, "instruct": b.instruct,
-         "package": b.package, "cache": cached_status(b.alias), "description": b.description}
+        {
+            "alias": b.alias,
+            "default": b.alias == DEFAULT_MODEL,
+            "instruct": b.instruct,
+            "package": b.package,
+            "cache": cached_status(b.alias),
+            "description": b.description,
+        }
         for b in BUNDLED.values()
     ]
     if json_out:
@@ -69,6 +75,8 @@ def models(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
     for col in ("alias", "instruct", "cache", "description"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["alias"] + (" (default)" if r["default"] else ""), str(r["instruct"]), r["cache"], r["description"])
+        table.add_row(
+            r["alias"] + (" (default)" if r["default"] else ""), str(r["instruct"]), r["cache"], r["description"]
+        )
     console.print(table)
     console.print("Any Hugging Face id or local model directory also works with --model.")

@@ -73,7 +73,9 @@ def generate_ids(
     return results
 
 
-def complete(lm: LoadedModel, prompt: str, system: str | None = None, max_new_tokens: int = 32, raw: bool = False) -> str:
+def complete(
+    lm: LoadedModel, prompt: str, system: str | None = None, max_new_tokens: int = 32, raw: bool = False
+) -> str:
     """One greedy answer to one prompt, as text."""
     ids = generate_ids(lm, [lm.prompt_ids(prompt, system, raw)], SamplingConfig(max_new_tokens=max_new_tokens))[0]
     return lm.tokenizer.decode(ids, skip_special_tokens=True)

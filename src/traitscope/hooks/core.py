@@ -51,9 +51,7 @@ def hooked(lm: LoadedModel, fns: Mapping[SiteKey, HookFn | list[HookFn]]) -> Ite
 
 def active_hook_count(lm: LoadedModel) -> int:
     """Number of traitscope hooks attached anywhere in the model (transformers keeps its own)."""
-    return sum(
-        getattr(h, "_traitscope", False) for m in lm.model.modules() for h in m._forward_hooks.values()
-    )
+    return sum(getattr(h, "_traitscope", False) for m in lm.model.modules() for h in m._forward_hooks.values())
 
 
 class StopForward(Exception):

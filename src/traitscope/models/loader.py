@@ -141,7 +141,9 @@ def _build_cache(bundled: BundledModel, target: Path, gguf: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.config.pad_token_id = model.config.pad_token_id if model.config.pad_token_id is not None else model.config.eos_token_id
+    model.config.pad_token_id = (
+        model.config.pad_token_id if model.config.pad_token_id is not None else model.config.eos_token_id
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:

@@ -1,0 +1,68 @@
+"""The trait data model: plain dataclasses, no torch."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+POLARITIES = ("positive", "negative")
+ELICITATIONS = ("natural", "instruction")
+TEMPLATES = ("auto", "raw")
+DIRECTIONS = ("positive", "negative")
+MIN_PER_CLASS = 4
+MIN_STEERING_QUESTIONS = 10
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One contrastive prompt. ``positive`` means the model's continuation should show the trait."""
+
+    id: str
+    polarity: str
+    prompt: str
+    system: str | None = None
+    pair: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> int:
+        return 1 if self.polarity == "positive" else 0
+
+    @property
+    def group(self) -> str:
+        """Cross-validation group: both halves of a minimal pair stay on one side of a split."""
+        return self.pair or self.id
+
+
+@dataclass(frozen=True)
+class Trait:
+    name: str
+    description: str
+    elicitation: str
+    scenarios: list[Scenario]
+    steering_questions: list[str]
+    steering_direction: str = "positive"
+    template: str = "auto"
+    path: Path | None = None
+    source_format: str = "traitscope"  # or "trait-interp"
+
+    @property
+    def raw(self) -> bool:
+        """Prompts are read as raw text even by instruct models (document completions)."""
+        return self.template == "raw"
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(s.polarity for s in self.scenarios)
+        return {p: c.get(p, 0) for p in POLARITIES}
+
+    def tag_values(self, tag: str) -> dict[str, int]:
+        return dict(Counter(s.tags.get(tag, "") for s in self.scenarios if tag in s.tags))
+
+    def tag_names(self) -> list[str]:
+        return sorted({k for s in self.scenarios for k in s.tags})
+
+    def subset(self, keep: list[Scenario]) -> Trait:
+        from dataclasses import replace
+
+        return replace(self, scenarios=keep)
