@@ -1,0 +1,199 @@
+"""Steering evaluation: answer a trait's steering questions under each configuration, score
+trait and coherence with a judge, and append one line per configuration to
+``steering/results.jsonl`` (a re-run skips configurations already there)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traitscope.errors import TraitscopeError
+from traitscope.extraction.progress import Reporter, Silent
+from traitscope.generation import SamplingConfig
+from traitscope.models.loader import LoadedModel
+from traitscope.steering.spec import build_terms, check_ratio
+from traitscope.steering.sweep import generate_rows
+from traitscope.store import RunDir, append_jsonl, load_vectors, read_jsonl
+from traitscope.store.vectors import VectorSet
+from traitscope.traits.schema import Trait
+
+DEFAULT_RATIOS = (0.1, 0.2, 0.3, 0.5, 0.8)
+DEFAULT_LAYERS = "20%,30%,40%,50%,60%"
+
+
+@dataclass(frozen=True)
+class SteerConfig:
+    method: str
+    site: str
+    layers: tuple[int, ...]
+    ratio: float | None = None
+    coef: float | None = None
+    mode: str = "single"
+    baseline: bool = False
+
+    def key(self, extra: dict[str, Any]) -> str:
+        blob = json.dumps({**asdict(self), **extra}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        if self.baseline:
+            return "baseline (unsteered)"
+        layers = f"L{self.layers[0]}" if len(self.layers) == 1 else f"L[{self.layers[0]}-{self.layers[-1]}] {self.mode}"
+        strength = f"ratio {self.ratio:g}" if self.ratio is not None else f"coef {self.coef:g}"
+        return f"{self.site}/{self.method} {layers} {strength}"
+
+
+@dataclass
+class SteerEvalResult:
+    rows: list[dict[str, Any]]
+    baseline: dict[str, Any]
+    best: dict[str, Any] | None
+    new: int = 0
+    floor: float = 75.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def find_vectors(run_dir: Path, site: str, method: str) -> VectorSet:
+    run = RunDir(Path(run_dir))
+    if not run.root.is_dir():
+        raise TraitscopeError(f"run directory {run_dir} does not exist; run `traitscope extract` first")
+    files = sorted((run.root / "vectors").glob(f"*/{site}/{method}.safetensors"))
+    if not files:
+        have = sorted({f"{p.parent.name}/{p.stem}" for p in run.vector_files()})
+        raise TraitscopeError(
+            f"{run_dir} has no {method} vectors for site {site!r}"
+            + (f"; available site/method: {', '.join(have)}" if have else "; run `traitscope extract` first")
+        )
+    return load_vectors(files[0])
+
+
+def _direction_sign(trait: Trait) -> float:
+    return -1.0 if trait.steering_direction == "negative" else 1.0
+
+
+def terms_for(config: SteerConfig, vset: VectorSet, sign: float = 1.0, act_norms: dict[int, float] | None = None):
+    if config.baseline:
+        return []
+    terms = build_terms(vset, list(config.layers), config.ratio, config.coef, config.mode, act_norms)
+    return [type(t)(t.site, t.layer, t.vector, sign * float(t.coef)) for t in terms]
+
+
+def evaluate_configs(
+    lm: LoadedModel,
+    trait: Trait,
+    run_dir: Path,
+    configs: Sequence[SteerConfig],
+    judge: Any,
+    questions: Sequence[str] | None = None,
+    max_new_tokens: int = 48,
+    batch_size: int = 32,
+    reporter: Reporter = Silent(),
+) -> list[dict[str, Any]]:
+    """Evaluate every config not already in results.jsonl; returns all rows for ``configs``."""
+    run = RunDir(Path(run_dir))
+    questions = list(questions or trait.steering_questions)
+    extra = {
+        "questions": questions,
+        "max_new_tokens": max_new_tokens,
+        "judge": getattr(judge, "name", str(judge)),
+        "model": lm.name,
+    }
+    done = {r["config"]["id"]: r for r in read_jsonl(run.steering_results)}
+    todo = [c for c in configs if c.key(extra) not in done]
+    vsets: dict[tuple[str, str], VectorSet] = {}
+    for c in todo:
+        if not c.baseline and (c.site, c.method) not in vsets:
+            vs = find_vectors(run_dir, c.site, c.method)
+            vs.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(c.site), lm.name)
+            vsets[(c.site, c.method)] = vs
+    sign = _direction_sign(trait)
+    prompt_ids = [lm.prompt_ids(q) for q in questions]
+    rows_in = [(p, terms_for(c, vsets.get((c.site, c.method)), sign)) for c in todo for p in prompt_ids]  # type: ignore[arg-type]
+    advance = reporter.stage("steered answers", len(rows_in))
+    answers = generate_rows(lm, rows_in, SamplingConfig(max_new_tokens=max_new_tokens), batch_size, on_batch=advance)
+    # score and append config by config, so an interruption keeps what was finished
+    for i, c in enumerate(todo):
+        ans = answers[i * len(questions) : (i + 1) * len(questions)]
+        pairs = list(zip(questions, ans, strict=True))
+        t_scores = judge.score_trait(trait, pairs)
+        c_scores = judge.score_coherence(pairs)
+        vset = vsets.get((c.site, c.method))
+        coefs = {str(t.layer): float(t.coef) for t in terms_for(c, vset, sign)} if vset else {}
+        row = {
+            "config": {**asdict(c), "layers": list(c.layers), "id": c.key(extra), "coefs": coefs, "label": c.label()},
+            "judge": extra["judge"],
+            "model": lm.name,
+            "trait_mean": _mean([s.value for s in t_scores]),
+            "coherence_mean": _mean([s.value for s in c_scores]),
+            "n": len(pairs),
+            "n_scored": sum(s.value is not None for s in t_scores),
+            "answers": [
+                {"question": q, "answer": a, "trait": ts.value, "trait_reason": ts.reason, "coherence": cs.value}
+                for (q, a), ts, cs in zip(pairs, t_scores, c_scores, strict=True)
+            ],
+        }
+        append_jsonl(run.steering_results, [row])
+        done[row["config"]["id"]] = row
+    rows = [done[c.key(extra)] for c in configs]
+    base = next((r for r in rows if r["config"]["baseline"]), None)
+    for r in rows:
+        r["delta"] = (
+            None
+            if base is None or r["trait_mean"] is None or base["trait_mean"] is None
+            else r["trait_mean"] - base["trait_mean"]
+        )
+    return rows
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def best_config(rows: Sequence[dict[str, Any]], floor: float = 75.0) -> dict[str, Any] | None:
+    """The steered configuration with the largest delta whose mean coherence is >= ``floor``."""
+    ok = [
+        r
+        for r in rows
+        if not r["config"]["baseline"] and r["delta"] is not None and (r["coherence_mean"] or 0) >= floor
+    ]
+    return max(ok, key=lambda r: r["delta"]) if ok else None
+
+
+def search_ratios(
+    lm: LoadedModel,
+    trait: Trait,
+    run_dir: Path,
+    method: str,
+    site: str,
+    layers: Sequence[int],
+    judge: Any,
+    start: float = 0.25,
+    steps: int = 4,
+    factor: float = 1.6,
+    floor: float = 75.0,
+    **kw: Any,
+) -> list[dict[str, Any]]:
+    """Per layer: start at ``start``; move up by ``factor`` while coherence stays >= ``floor``,
+    down when it falls below. All layers advance together, one batched call per step; every
+    evaluated point is kept (results.jsonl)."""
+    check_ratio(start)
+    ratios = dict.fromkeys(layers, start)
+    factors = dict.fromkeys(layers, factor)
+    baseline = SteerConfig(method, site, (), baseline=True)
+    rows = evaluate_configs(lm, trait, run_dir, [baseline], judge, **kw)
+    for _ in range(steps):
+        configs = [SteerConfig(method, site, (layer,), ratio=round(ratios[layer], 4)) for layer in layers]
+        new = evaluate_configs(lm, trait, run_dir, [baseline, *configs], judge, **kw)[1:]
+        rows.extend(new)
+        for layer, r in zip(layers, new, strict=True):
+            if (r["coherence_mean"] or 0) >= floor:
+                ratios[layer] *= factors[layer]
+            else:  # overshot: come back down with a smaller step from now on
+                factors[layer] = factors[layer] ** 0.5
+                ratios[layer] /= factors[layer]
+    return rows
