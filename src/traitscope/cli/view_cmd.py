@@ -1,0 +1,30 @@
+"""`traitscope view`: the dashboard over a run root (extraction, steering, dynamics, live)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from traitscope.cli.app import app, console
+from traitscope.errors import TraitscopeError
+
+
+@app.command()
+def view(
+    run_root: Path = typer.Argument(Path("runs"), help="Folder holding <model-slug>/<trait>/ run directories."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; the default is this machine only."),
+) -> None:
+    """Serve the dashboard: extraction heatmaps, steering results, monitor traces and a live view.
+
+    Reads only the files the pipeline wrote under RUN_ROOT; the live view loads the model on first
+    use. Ctrl-C stops it."""
+    from traitscope.web.app import bind, create_app, make_server
+
+    if not run_root.is_dir():
+        raise TraitscopeError(f"run root {run_root} is not a folder; run `traitscope extract` first or name one")
+    sock = bind(host, port)  # a busy port fails here, as one line
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"traitscope dashboard on [bold]http://{shown}:{sock.getsockname()[1]}/[/] over {run_root.resolve()}")
+    make_server(create_app(run_root, host=host)).run(sockets=[sock])

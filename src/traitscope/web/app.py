@@ -1,0 +1,294 @@
+"""The dashboard: a FastAPI app serving a static front end and a read-only JSON API over a run
+root (``<run-root>/<model-slug>/<trait>/``), plus the Live view's event stream.
+
+API (all GET; names are single path segments, checked and resolved inside the run root):
+  /api/runs                              models, their traits (what each has) and traces
+  /api/extraction/{model}/{trait}        evaluation.json as layer × method grids per site
+  /api/steering/{model}/{trait}          steering/results.jsonl as layer × strength grids + answers
+  /api/trace/{path}                      one monitor trace (path relative to the run root)
+  /api/live/info/{model}                 traits with vectors, whether steering is available
+  /api/live/stream/{model}?prompt=&traits=a,b[&layer=&site=&method=&max_new_tokens=
+                          &steer_trait=&steer_layer=&ratio=]   server-sent events: meta, token, done, error
+Missing or damaged files give 200 with a ``problems`` list, so a view shows what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import queue
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+
+from traitscope.errors import TraitscopeError
+from traitscope.models.loader import LoadedModel
+from traitscope.report.data import NO_STEERING, extraction_grids, steering_grids
+from traitscope.web.files import OutsideRoot, RunRoot, plain_name, read_json, read_jsonl
+from traitscope.web.live import MAX_PROMPT_CHARS, LiveEngine, LiveRequest, sse
+
+STATIC = Path(__file__).parent / "static"
+MAX_URL_CHARS = 8192
+MAX_BODY_BYTES = 16 * 1024
+DEFAULT_HOST = "127.0.0.1"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    # Everything is served from here; no CDN, no inline script.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
+}
+
+
+class Guard:
+    """Pure-ASGI wrapper (no buffering, so event streams flow): refuses long URLs, request
+    bodies and Host headers other than the bound one (a DNS-rebinding page cannot then read a
+    local dashboard), and adds the security headers to every response."""
+
+    def __init__(self, app: Any, allowed_hosts: set[str]) -> None:
+        self.app = app
+        self.allowed = allowed_hosts
+
+    def _problem(self, scope: dict) -> tuple[int, str] | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        size = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
+        host = headers.get("host", "")
+        host_name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+        length = headers.get("content-length", "0").strip() or "0"
+        if size > MAX_URL_CHARS:
+            return 414, "request URL too long"
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES or "chunked" in headers.get("transfer-encoding", ""):
+            return 413, "request body too large"
+        if self.allowed and host_name not in self.allowed:
+            return 421, f"unexpected Host header {host!r:.60}"
+        return None
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for k, v in SECURITY_HEADERS.items():
+                    headers.setdefault(k, v)
+            await send(message)
+
+        problem = self._problem(scope)
+        if problem is None:
+            await self.app(scope, receive, send_secured)
+        else:
+            await JSONResponse({"error": problem[1]}, status_code=problem[0])(scope, receive, send_secured)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(
+    run_root: Path,
+    loader: Callable[[str], LoadedModel] | None = None,
+    host: str = DEFAULT_HOST,
+) -> FastAPI:
+    """The dashboard app over ``run_root``. ``loader(model_slug)`` loads a model for the Live
+    view (default: :func:`traitscope.models.load_model` of the name recorded in the vectors)."""
+    root = RunRoot(run_root)
+    live = LiveEngine(root, loader)
+    app = FastAPI(title="traitscope", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.root = root
+    app.state.live = live
+
+    @app.exception_handler(OutsideRoot)
+    async def outside(_: Request, exc: OutsideRoot) -> JSONResponse:
+        return _error(404, f"not found ({exc})")
+
+    @app.exception_handler(TraitscopeError)
+    async def bad_input(_: Request, exc: TraitscopeError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/runs")
+    def runs() -> dict[str, Any]:  # sync: file reads run in the thread pool, not the event loop
+        models = []
+        for m in root.models():
+            traits = []
+            for t in root.traits(m):
+                d = root.path(m, t)
+                traits.append(
+                    {
+                        "name": t,
+                        "evaluation": (d / "evaluation.json").is_file(),
+                        "steering": (d / "steering" / "results.jsonl").is_file(),
+                        "vectors": len(root.vector_files(m, t)),
+                    }
+                )
+            models.append({"slug": m, "traits": traits, "traces": root.traces(m)})
+        problems = [] if root.root.is_dir() else [f"run root {root.root} does not exist"]
+        if root.root.is_dir() and not models:
+            problems.append("the run root holds no model folders yet; run `traitscope extract` first")
+        return {"root": root.root.name or str(root.root), "models": models, "problems": problems}
+
+    def _trait_dir(model: str, trait: str) -> Path | JSONResponse:
+        d = root.path(model, trait)
+        if not d.is_dir():
+            return _error(404, f"no run for trait {trait!r} of model {model!r} in the run root")
+        return d
+
+    @app.get("/api/extraction/{model}/{trait}")
+    def extraction(model: str, trait: str) -> Any:
+        d = _trait_dir(model, trait)
+        if isinstance(d, JSONResponse):
+            return d
+        read = read_json(d / "evaluation.json", f"{model}/{trait}/evaluation.json")
+        out: dict[str, Any] = {"model": model, "trait": trait, "problems": list(read.problems), "available": False}
+        if isinstance(read.data, dict):
+            try:
+                out |= extraction_grids(read.data) | {"available": True, "model": model}
+            except (TypeError, ValueError, AttributeError) as exc:
+                out["problems"].append(f"evaluation.json has an unexpected shape ({exc})")
+            if out.get("skipped_rows"):
+                out["problems"].append(f"{out['skipped_rows']} result row(s) lack method/site/layer; skipped")
+        elif read.data is not None:
+            out["problems"].append("evaluation.json is not a JSON object")
+        out["vectors"] = root.vector_files(model, trait)
+        if not out["vectors"]:
+            out["problems"].append("no vector files (vectors/<position>/<site>/<method>.safetensors)")
+        return out
+
+    @app.get("/api/steering/{model}/{trait}")
+    def steering(model: str, trait: str) -> Any:
+        d = _trait_dir(model, trait)
+        if isinstance(d, JSONResponse):
+            return d
+        path = d / "steering" / "results.jsonl"
+        if not path.is_file():
+            return {"model": model, "trait": trait, "present": False, "message": NO_STEERING, "problems": []}
+        read = read_jsonl(path, f"{model}/{trait}/steering/results.jsonl")
+        rows = read.data or []
+        out = {"model": model, "trait": trait, "present": True, "rows": rows, "problems": list(read.problems)}
+        try:
+            out |= steering_grids(rows)
+        except (TypeError, ValueError, AttributeError) as exc:
+            out["problems"].append(f"results.jsonl rows have an unexpected shape ({exc})")
+            out |= {"groups": [], "baselines": []}
+        if not rows:
+            out["problems"].append("results.jsonl holds no complete rows yet")
+        return out
+
+    @app.get("/api/trace/{path:path}")
+    def trace(path: str) -> Any:
+        p = root.rel_path(path)
+        if p.suffix != ".json" or "monitor" not in p.relative_to(root.root).parts:
+            return _error(404, "not a monitor trace")
+        read = read_json(p, path)
+        if read.data is None:
+            return {"path": path, "trace": None, "problems": read.problems}
+        from traitscope.monitor.trace import validate_trace
+
+        try:
+            return {"path": path, "trace": validate_trace(read.data, path), "problems": []}
+        except TraitscopeError as exc:
+            return {"path": path, "trace": None, "problems": [str(exc)]}
+
+    @app.get("/api/live/info/{model}")
+    async def live_info(model: str) -> Any:
+        if not root.path(model).is_dir():
+            return _error(404, f"no model folder {model!r} in the run root")
+        return await asyncio.to_thread(live.info, model)
+
+    @app.get("/api/live/stream/{model}")
+    async def live_stream(
+        model: str,
+        prompt: str = Query(..., max_length=MAX_PROMPT_CHARS),
+        traits: str = Query(..., max_length=1000),
+        layer: int | None = None,
+        site: str = "residual",
+        method: str = "probe",
+        max_new_tokens: int = 48,
+        steer_trait: str | None = None,
+        steer_layer: int | None = None,
+        ratio: float | None = None,
+    ) -> Any:
+        if not root.path(model).is_dir():
+            return _error(404, f"no model folder {model!r} in the run root")
+        names = [t.strip() for t in traits.split(",") if t.strip()]
+        for name in [*names, site, method, *([steer_trait] if steer_trait else [])]:
+            plain_name(name)  # each becomes a path segment under the run root
+        req = LiveRequest(
+            prompt,
+            names,
+            site,
+            method,
+            layer=layer,
+            max_new_tokens=max_new_tokens,
+            steer_trait=steer_trait or None,
+            steer_layer=steer_layer,
+            ratio=ratio,
+        ).check()
+        q = live.start(model, req)
+        return StreamingResponse(
+            _events(q), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts(host))
+    return app
+
+
+def allowed_hosts(host: str) -> set[str]:
+    """Host headers to accept: the local names and the bound address; anything when bound to
+    every interface (the user chose that, and cannot know the name clients will use)."""
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_unspecified:
+            return set()
+    except ValueError:
+        pass  # a host name, not an address
+    return set(LOCAL_HOSTS) | {host, f"[{host}]"}
+
+
+async def _events(q: queue.Queue) -> AsyncIterator[str]:
+    while True:
+        item = await asyncio.to_thread(q.get)
+        if item is None:
+            return
+        event, data = item
+        yield sse(event, data)
+
+
+def bind(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:
+    """A listening socket, bound before the server starts, so a busy port is one clear error
+    and port 0 gives a free port whose number is known."""
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise TraitscopeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def make_server(app: Any, log_level: str = "warning") -> Any:
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="off", timeout_graceful_shutdown=2))
+
+
+def serve(run_root: Path, host: str = DEFAULT_HOST, port: int = 8000) -> None:
+    """Run the dashboard in the foreground (Ctrl-C stops it)."""
+    sock = bind(host, port)
+    make_server(create_app(run_root, host=host)).run(sockets=[sock])

@@ -1,0 +1,523 @@
+"""The dashboard over a small real run: the JSON API over real HTTP on 127.0.0.1 (path traversal,
+size caps, damaged files, the live event stream) and every view in headless Chromium."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from traitscope.extraction import ExtractConfig, extract
+from traitscope.hooks.core import active_hook_count
+from traitscope.monitor import GenerationConfig, load_bank, monitor_prompts, write_trace
+from traitscope.prompts import Prompt
+from traitscope.report.data import NO_STEERING
+from traitscope.store import RunDir
+from traitscope.traits import load_trait
+from traitscope.web.app import bind, create_app, make_server
+from traitscope.web.live import steering_available
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SMALL = dict(layers="4,14", sites=("residual",), max_new_tokens=6, limit=6, folds=3, batch_size=4, n_random=50)
+SECRET = "TOPSECRET-do-not-serve"
+
+
+def steering_rows() -> list[dict]:
+    """Rows in the shape `traitscope steer-eval` writes (steering/results.jsonl)."""
+    rows = [
+        {
+            "config": {
+                "id": "base",
+                "method": "probe",
+                "site": "residual",
+                "layers": [],
+                "ratio": None,
+                "coefs": {},
+                "mode": "single",
+                "baseline": True,
+            },
+            "judge": "lexicon",
+            "trait_mean": 30.0,
+            "coherence_mean": 88.0,
+            "delta": 0.0,
+            "n": 2,
+            "answers": [{"question": "How was your day?", "answer": "It was fine.", "trait": 30.0, "coherence": 88.0}],
+        }
+    ]
+    for layer in (4, 14):
+        for ratio in (0.25, 0.5, 1.0):
+            coherence = 92 - 60 * ratio * (1 if layer == 14 else 0.5)
+            rows.append(
+                {
+                    "config": {
+                        "id": f"L{layer}-r{ratio}",
+                        "method": "probe",
+                        "site": "residual",
+                        "layers": [layer],
+                        "ratio": ratio,
+                        "coefs": {str(layer): ratio * 90},
+                        "mode": "single",
+                        "baseline": False,
+                    },
+                    "judge": "lexicon",
+                    "trait_mean": 30 + 40 * ratio,
+                    "coherence_mean": coherence,
+                    "delta": 40 * ratio - (5 if layer == 4 else 0),
+                    "n": 2,
+                    "answers": [
+                        {
+                            "question": "How was your day?",
+                            "answer": f"A wonderful day (ratio {ratio})!",
+                            "trait": 70.0,
+                            "coherence": coherence,
+                        },
+                        {"question": "Any plans?", "answer": "Great plans ahead.", "trait": 60.0, "coherence": 80.0},
+                    ],
+                }
+            )
+    return rows
+
+
+class Server:
+    """The real app on a free 127.0.0.1 port, served by uvicorn in a thread."""
+
+    def __init__(self, app) -> None:
+        self.sock = bind("127.0.0.1", 0)
+        self.port = self.sock.getsockname()[1]
+        self.server = make_server(app)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.time() + 20
+        while not self.server.started:
+            assert time.time() < deadline, "server did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def site(lm, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("web")
+    root = tmp / "runs"
+    base = root / lm.slug
+    run = base / "optimism"
+    extract(lm, load_trait("optimism"), run, ExtractConfig(**SMALL))
+    (run / "steering").mkdir()
+    (run / "steering" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in steering_rows()))
+    bank = load_bank(lm, root, ["optimism"], layers="4,14")
+    trace = monitor_prompts(lm, [Prompt("sun", "Describe a sunny morning.")], bank, GenerationConfig(8), "test")[0]
+    write_trace(RunDir(run).monitor("test") / "sun.json", trace)
+    (RunDir(run).monitor("test") / "broken.json").write_text(json.dumps(trace)[:500])  # a killed writer
+    # a trait with vectors and evaluation but no steering results yet
+    shutil.copytree(run / "vectors", base / "calm" / "vectors")
+    shutil.copy(run / "evaluation.json", base / "calm" / "evaluation.json")
+    # a damaged trait: truncated evaluation.json, results.jsonl with a torn last line
+    (base / "damaged" / "steering").mkdir(parents=True)
+    (base / "damaged" / "evaluation.json").write_text((run / "evaluation.json").read_text()[:300])
+    good = "".join(json.dumps(r) + "\n" for r in steering_rows()[:3])
+    (base / "damaged" / "steering" / "results.jsonl").write_text(good + '{"config": {"id": "torn"')
+    # things outside the run root, reachable only through symlinks placed inside it
+    outside = tmp / "outside"
+    outside.mkdir()
+    (outside / "secret.json").write_text(json.dumps({"secret": SECRET}))
+    (outside / "evaluation.json").write_text(json.dumps({"trait": SECRET, "results": [], "best": {}}))
+    (outside / "vectors").mkdir()
+    (base / "evil").symlink_to(outside, target_is_directory=True)
+    (root / "evilmodel").symlink_to(outside, target_is_directory=True)
+    (RunDir(run).monitor("test") / "leak.json").symlink_to(outside / "secret.json")
+    loads = []
+
+    def loader(slug: str):
+        loads.append(slug)
+        return lm
+
+    app = create_app(root, loader=loader)
+    with Server(app) as server:
+        yield SimpleNamespace(
+            url=f"http://127.0.0.1:{server.port}",
+            port=server.port,
+            root=root,
+            slug=lm.slug,
+            loads=loads,
+            evaluation=json.loads((run / "evaluation.json").read_text()),
+            trace=trace,
+            lm=lm,
+        )
+
+
+def raw_get(port: int, path: str, headers: dict | None = None) -> tuple[int, str]:
+    """GET with the path sent exactly as written (httpx would normalise '..' segments)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.putrequest("GET", path, skip_host=bool(headers and "Host" in headers))
+    for k, v in (headers or {}).items():
+        conn.putheader(k, v)
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = resp.read().decode("utf-8", "replace")
+    conn.close()
+    return resp.status, body
+
+
+def sse(url: str, params: dict) -> list[tuple[str, dict]]:
+    events, name = [], None
+    with httpx.stream("GET", url, params=params, timeout=180) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[len("data: ") :])))
+    return events
+
+
+# ---------------------------------------------------------------- JSON API over HTTP
+
+
+def test_runs_lists_what_is_there_and_nothing_outside(site):
+    runs = httpx.get(f"{site.url}/api/runs").json()
+    assert [m["slug"] for m in runs["models"]] == [site.slug]  # evilmodel (a symlink out) is not listed
+    model = runs["models"][0]
+    traits = {t["name"]: t for t in model["traits"]}
+    assert set(traits) == {"optimism", "calm", "damaged"}
+    assert traits["optimism"]["steering"] and traits["optimism"]["evaluation"] and traits["optimism"]["vectors"] == 4
+    assert not traits["calm"]["steering"]
+    paths = {t["path"] for t in model["traces"]}
+    assert f"{site.slug}/optimism/monitor/test/sun.json" in paths
+    assert not any("leak" in p for p in paths)
+
+
+def test_extraction_grids_hold_the_evaluation_values(site):
+    d = httpx.get(f"{site.url}/api/extraction/{site.slug}/optimism").json()
+    assert d["available"] and d["sites"] == ["residual"] and d["layers"] == [4, 14] and not d["problems"]
+    for row in site.evaluation["results"]:
+        i, j = d["methods"].index(row["method"]), d["layers"].index(row["layer"])
+        for metric in ("auroc", "accuracy", "effect_size"):
+            assert d["grids"]["residual"][metric][i][j] == pytest.approx(row[metric])
+    assert {r["key"] for r in d["best"]} == set(site.evaluation["best"])
+
+
+def test_steering_results_absent_present_and_torn(site):
+    absent = httpx.get(f"{site.url}/api/steering/{site.slug}/calm").json()
+    assert absent == {"model": site.slug, "trait": "calm", "present": False, "message": NO_STEERING, "problems": []}
+    d = httpx.get(f"{site.url}/api/steering/{site.slug}/optimism").json()
+    assert d["present"] and len(d["rows"]) == 7 and len(d["baselines"]) == 1
+    (group,) = d["groups"]
+    assert group["layers"] == ["4", "14"] and group["ratios"] == ["0.25", "0.5", "1"]
+    assert group["delta"][1][2] == pytest.approx(40.0) and group["coherence"][1][2] == pytest.approx(32.0)
+    torn = httpx.get(f"{site.url}/api/steering/{site.slug}/damaged").json()
+    assert torn["present"] and len(torn["rows"]) == 3
+    assert any("torn" in p for p in torn["problems"])
+
+
+def test_damaged_and_missing_files_are_reported_not_500(site):
+    r = httpx.get(f"{site.url}/api/extraction/{site.slug}/damaged")
+    assert r.status_code == 200
+    d = r.json()
+    assert not d["available"] and any("truncated or not valid JSON" in p for p in d["problems"])
+    assert any("no vector files" in p for p in d["problems"])
+    r = httpx.get(f"{site.url}/api/trace/{site.slug}/optimism/monitor/test/broken.json")
+    assert r.status_code == 200 and r.json()["trace"] is None and "truncated" in r.json()["problems"][0]
+    r = httpx.get(f"{site.url}/api/trace/{site.slug}/optimism/monitor/test/missing.json")
+    assert r.status_code == 200 and r.json()["problems"] == [
+        f"{site.slug}/optimism/monitor/test/missing.json is missing"
+    ]
+    assert httpx.get(f"{site.url}/api/extraction/{site.slug}/nosuch").status_code == 404
+    ok = httpx.get(f"{site.url}/api/trace/{site.slug}/optimism/monitor/test/sun.json").json()
+    assert ok["trace"]["projections"] == site.trace["projections"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/trace/../../outside/secret.json",
+        "/api/trace/%2e%2e/%2e%2e/outside/secret.json",
+        "/api/trace/..%2f..%2foutside%2fsecret.json",
+        "/api/trace/%2E%2E%2F%2E%2E%2Foutside%2Fsecret.json",
+        "/api/trace//etc/passwd",
+        "/api/trace/%2Fetc%2Fpasswd",
+        "/api/trace/{slug}/optimism/monitor/test/leak.json",
+        "/api/trace/{slug}/evil/monitor/x/secret.json",
+        "/api/extraction/{slug}/evil",
+        "/api/steering/{slug}/evil",
+        "/api/extraction/evilmodel/x",
+        "/api/extraction/%2e%2e/outside",
+        "/api/extraction/{slug}/..%2f..%2f..%2foutside",
+        "/api/live/info/..%2f..%2foutside",
+        "/api/live/stream/{slug}?prompt=hi&traits=..%2f..%2f..%2foutside",
+        "/api/live/stream/{slug}?prompt=hi&traits=optimism&method=..%2f..%2f..%2f..%2foutside%2fsecret",
+        "/static/..%2f..%2fapp.py",
+        "/static/%2e%2e/%2e%2e/app.py",
+        "/static/../app.py",
+    ],
+)
+def test_nothing_outside_the_run_root_is_served(site, path):
+    status, body = raw_get(site.port, path.format(slug=site.slug))
+    assert status in (400, 404), (status, body[:200])
+    assert SECRET not in body and "def create_app" not in body and "root:" not in body
+
+
+def test_request_size_caps_and_host_check(site):
+    status, body = raw_get(site.port, "/api/runs?q=" + "x" * 10_000)
+    assert status == 414 and "too long" in body
+    r = httpx.post(f"{site.url}/api/runs", content=b"x" * 100_000)
+    assert r.status_code == 413
+    status, body = raw_get(site.port, "/api/runs", {"Host": "evil.example:80"})
+    assert status == 421 and SECRET not in body
+    r = httpx.get(f"{site.url}/")
+    assert r.status_code == 200 and "default-src 'self'" in r.headers["content-security-policy"]
+    assert '<script src="/static/app.js">' in r.text and "http" not in r.text.split("<body>")[1]  # no CDN
+
+
+def test_live_stream_loads_the_model_lazily_and_streams_tokens(site):
+    info = httpx.get(f"{site.url}/api/live/info/{site.slug}").json()
+    assert site.loads == [] and info["loaded"] is False  # nothing loaded before the first generation
+    assert {t["name"] for t in info["traits"]} == {"optimism", "calm"}
+    assert info["traits"][0]["options"]["residual/probe"] == [4, 14]
+    params = {"prompt": "Say something cheerful.", "traits": "optimism", "layer": 14, "max_new_tokens": 6}
+    events = sse(f"{site.url}/api/live/stream/{site.slug}", params)
+    names = [e for e, _ in events]
+    assert names[0] == "status" and names[1] == "meta" and names[-1] == "done" and "error" not in names
+    tokens = [d for e, d in events if e == "token"]
+    done = events[-1][1]
+    assert len(tokens) == done["n_tokens"] and done["n_tokens"] > done["boundary"]
+    assert tokens[0]["region"] == "prompt" and tokens[-1]["region"] == "response"
+    assert all(set(t["projections"]["optimism"]) == {"14"} for t in tokens)
+    assert site.loads == [site.slug]
+    again = sse(f"{site.url}/api/live/stream/{site.slug}", params)
+    assert site.loads == [site.slug]  # loaded once, reused
+    assert [d["id"] for e, d in again if e == "token"] == [t["id"] for t in tokens]  # greedy: same tokens
+    assert active_hook_count(site.lm) == 0
+    bad = httpx.get(f"{site.url}/api/live/stream/{site.slug}", params={**params, "prompt": "   "})
+    assert bad.status_code == 400 and "empty" in bad.json()["error"]
+    bad = httpx.get(f"{site.url}/api/live/stream/{site.slug}", params={**params, "traits": "nosuch"})
+    error = [d for e, d in sse_events_of(bad)]
+    assert "no vectors for trait 'nosuch'" in error[-1]["message"]
+
+
+def sse_events_of(response: httpx.Response) -> list[tuple[str, dict]]:
+    name, out = None, []
+    for line in response.text.splitlines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            out.append((name, json.loads(line[6:])))
+    return [(n, d) for n, d in out if n == "error"]
+
+
+@pytest.mark.skipif(not steering_available(), reason="traitscope.steering is not importable: steering controls hidden")
+def test_live_steering_changes_what_the_monitor_reads(site):
+    params = {"prompt": "Describe your morning.", "traits": "optimism", "layer": 14, "max_new_tokens": 4}
+    plain = [d for e, d in sse(f"{site.url}/api/live/stream/{site.slug}", params) if e == "token"]
+    steered_events = sse(
+        f"{site.url}/api/live/stream/{site.slug}", {**params, "steer_trait": "optimism", "steer_layer": 4, "ratio": 1.0}
+    )
+    meta = next(d for e, d in steered_events if e == "meta")
+    assert meta["steering"] == {"trait": "optimism", "layer": 4, "ratio": 1.0}
+    steered = [d for e, d in steered_events if e == "token"]
+    # the push at layer 4 reaches layer 14 on the very first prompt tokens (the prompt is the same)
+    a = [t["projections"]["optimism"]["14"] for t in plain[:5]]
+    b = [t["projections"]["optimism"]["14"] for t in steered[:5]]
+    assert all(abs(x - y) > 1e-3 for x, y in zip(a[1:], b[1:], strict=True))
+    assert active_hook_count(site.lm) == 0
+    bad = httpx.get(
+        f"{site.url}/api/live/stream/{site.slug}",
+        params={**params, "steer_trait": "optimism", "steer_layer": 4, "ratio": 9},
+    )
+    assert bad.status_code == 400 and "ratio" in bad.json()["error"]
+
+
+# ---------------------------------------------------------------- the views in a real browser
+
+
+@pytest.fixture(scope="module")
+def page(site):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium); browser tests need it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.errors = []
+        pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+        pg.on("console", lambda m: pg.errors.append(m.text) if m.type == "error" else None)
+        yield pg
+        browser.close()
+
+
+def open_view(page, site, view: str, query: str = "") -> None:
+    page.goto("about:blank")  # a fresh load: a URL differing only in its #hash would not reload
+    page.goto(f"{site.url}/{query}#{view}")
+    page.wait_for_selector(f"#view-{view}[data-state=ready]", timeout=30_000)
+
+
+def test_extraction_view(page, site, output_dir):
+    open_view(page, site, "extraction", f"?model={site.slug}&trait=optimism")
+    cells = page.locator("#heat-residual-auroc rect.cell:not(.empty)")
+    assert cells.count() == 4 * 2  # methods x layers
+    for metric in ("accuracy", "effect_size"):
+        assert page.locator(f"#heat-residual-{metric} rect.cell:not(.empty)").count() == 8
+    probe4 = next(r for r in site.evaluation["results"] if r["method"] == "probe" and r["layer"] == 4)
+    value = page.locator('#heat-residual-auroc rect.cell[data-row="probe"][data-col="4"]').get_attribute("data-value")
+    assert float(value) == pytest.approx(probe4["auroc"])
+    assert page.locator("#best-table tr").count() == 1 + len(site.evaluation["best"])
+    page.screenshot(path=str(output_dir / "web-extraction.png"), full_page=True)
+    # a truncated evaluation.json: the view says so instead of going blank
+    page.select_option("#trait", "damaged")
+    page.wait_for_selector("#view-extraction[data-state=ready] .problems")
+    assert "truncated or not valid JSON" in page.locator("#view-extraction .problems").inner_text()
+    page.screenshot(path=str(output_dir / "web-extraction-damaged.png"), full_page=True)
+    assert page.errors == []
+
+
+def test_steering_view(page, site, output_dir):
+    open_view(page, site, "steering", f"?model={site.slug}&trait=optimism")
+    delta = page.locator('[id^="delta-"] rect.cell:not(.empty)')
+    assert delta.count() == 6
+    rows = [r for r in steering_rows() if not r["config"]["baseline"]]
+
+    def below(floor: float) -> int:
+        return sum(r["coherence_mean"] < floor for r in rows)
+
+    assert page.locator('[id^="delta-"] rect.cell.below-floor').count() == below(50)
+    page.locator("#coherence-floor").fill("80")
+    assert page.locator('[id^="delta-"] rect.cell.below-floor').count() == below(80)
+    best = max((r for r in rows if r["coherence_mean"] >= 80), key=lambda r: r["delta"])
+    cell = page.locator('[id^="delta-"] rect.cell.best')
+    assert cell.count() == 1 and float(cell.get_attribute("data-value")) == pytest.approx(best["delta"])
+    page.locator('[id^="delta-"] rect.cell[data-row="14"][data-col="1"]').click()
+    assert page.locator("#answers table.answers tr").count() == 1 + 2  # header + answers
+    assert "ratio 1.0" in page.locator("#answers").inner_text()
+    page.screenshot(path=str(output_dir / "web-steering.png"), full_page=True)
+    page.select_option("#trait", "calm")
+    page.wait_for_selector("#steering-empty")
+    assert page.locator("#steering-empty").inner_text() == NO_STEERING
+    page.select_option("#trait", "damaged")
+    page.wait_for_selector("#view-steering[data-state=ready] .problems")
+    assert "torn" in page.locator("#view-steering .problems").inner_text()
+    assert page.errors == []
+
+
+def test_dynamics_view(page, site, output_dir):
+    path = f"{site.slug}/optimism/monitor/test/sun.json"
+    open_view(page, site, "dynamics", f"?model={site.slug}&trace={path}")
+    page.wait_for_selector("#trace-body .tokens")
+    spans = page.locator("#trace-body .tokens span.tok")
+    assert spans.count() == site.trace["n_tokens"]
+    assert page.locator("#trajectory polyline.series").count() == 2  # optimism L4 and L14
+    n = int(page.locator("#trajectory polyline.series").first.get_attribute("data-n"))
+    assert n == site.trace["n_tokens"]
+    i = site.trace["boundary"] + 1
+    span = page.locator(f'#trace-body span.tok[data-index="{i}"]')
+    assert float(span.get_attribute("data-value")) == pytest.approx(site.trace["projections"]["optimism"]["4"][i])
+    before = span.evaluate("e => e.style.background")
+    span.hover()
+    tip = page.locator("#tooltip")
+    assert tip.is_visible() and "optimism L14: proj" in tip.inner_text()
+    page.select_option("#colour-by", "optimism|14")
+    span = page.locator(f'#trace-body span.tok[data-index="{i}"]')
+    assert float(span.get_attribute("data-value")) == pytest.approx(site.trace["projections"]["optimism"]["14"][i])
+    assert span.evaluate("e => e.style.background") != before
+    page.locator("#trajectory rect.overlay").hover()
+    assert "(prompt)" in tip.inner_text() or "(response)" in tip.inner_text()
+    page.screenshot(path=str(output_dir / "web-dynamics.png"), full_page=True)
+    page.select_option("#trace-pick", f"{site.slug}/optimism/monitor/test/broken.json")
+    page.wait_for_selector("#trace-body .problems")
+    assert "truncated" in page.locator("#trace-body .problems").inner_text()
+    assert page.errors == []
+
+
+def test_live_view(page, site, output_dir):
+    open_view(page, site, "live", f"?model={site.slug}")
+    assert page.locator("#steer-controls").is_visible() == steering_available()
+    page.fill("#live-prompt", "What will tomorrow bring?")
+    page.fill("#live-max", "8")
+    page.click("#live-go")
+    page.wait_for_selector("#live-status[data-done='1']", timeout=120_000)
+    status = page.locator("#live-status").inner_text()
+    assert status.startswith("done:"), status
+    spans = page.locator("#live-tokens span.tok")
+    assert page.locator("#live-tokens span.tok.response").count() >= 1
+    assert spans.count() > page.locator("#live-tokens span.tok.prompt").count()
+    assert page.locator("#live-trajectory polyline.series").count() == 1
+    page.screenshot(path=str(output_dir / "web-live.png"), full_page=True)
+    if steering_available():
+        page.select_option("#steer-trait", "optimism")
+        page.select_option("#steer-layer", "4")
+        page.locator("#steer-ratio").fill("1")
+        page.evaluate("document.getElementById('live-status').dataset.done = ''")
+        page.click("#live-go")
+        page.wait_for_selector("#live-status[data-done='1']", timeout=120_000)
+        assert "steered: optimism L4 ratio 1" in page.locator("#live-status").inner_text()
+        page.screenshot(path=str(output_dir / "web-live-steered.png"), full_page=True)
+    assert page.errors == []
+    assert active_hook_count(site.lm) == 0
+
+
+# ---------------------------------------------------------------- the `view` command
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    code = "from traitscope.cli import view_cmd; from traitscope.cli.app import main; main()"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    return subprocess.Popen([sys.executable, "-c", code, "view", *args], env=env, text=True, **kw)
+
+
+def test_view_command_serves_the_run_root_on_localhost(site, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = _cli(str(site.root), "--port", str(port), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                runs = httpx.get(f"http://127.0.0.1:{port}/api/runs", timeout=2).json()
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+                time.sleep(0.2)
+        assert [m["slug"] for m in runs["models"]] == [site.slug]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/" in out
+    # a busy port and a missing run root: one line each, exit code 2
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        for args, message in (
+            ([str(site.root), "--port", str(busy.getsockname()[1])], "cannot listen on 127.0.0.1"),
+            ([str(tmp_path / "nowhere")], "is not a folder"),
+        ):
+            proc = _cli(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            _, err = proc.communicate(timeout=60)
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], err
