@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/traitscope extract optimism
+	$(BIN)/traitscope run optimism
 
 test: setup
 	$(BIN)/python -m pytest
@@ -34,6 +34,9 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/capture.py
+	$(BIN)/python bench/steering.py
+	$(BIN)/python bench/monitor.py
+	$(BIN)/python bench/judges.py
 
 clean-cache:
 	rm -rf $${TRAITSCOPE_CACHE:-$$HOME/.cache/traitscope}
