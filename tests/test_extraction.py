@@ -176,3 +176,17 @@ def test_transfer_matrix_on_synthetic_groups():
     assert min(min(row) for row in tm.auroc) > 0.9
     avg = tm.averages("accuracy")
     assert abs(avg["drop"] - (avg["same_group"] - avg["cross_group"])) < 1e-9
+
+
+def test_vetting_with_a_judge_drops_rollouts_that_miss_their_polarity(lm, tmp_path):
+    from traitscope.judges.registry import get_judge
+    from traitscope.judges.vetting import vetter
+
+    res = extract(lm, load_trait("optimism"), tmp_path / "vet", ExtractConfig(**{**SMALL, "sites": ("residual",)}),
+                  vetter=vetter(get_judge("lexicon")))
+    rows = [json.loads(line) for line in (tmp_path / "vet" / "rollouts.jsonl").read_text().splitlines()]
+    assert all("vet_score" in r for r in rows)
+    dropped = [r for r in rows if not r["kept"]]
+    for r in dropped:
+        assert (r["vet_score"] < 50) == (r["polarity"] == "positive")
+    assert res.n_kept == len(rows) - len(dropped)

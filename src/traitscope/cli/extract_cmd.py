@@ -80,6 +80,7 @@ def extract(
     limit: int | None = typer.Option(None, help="Use only the first N scenarios of each polarity."),
     batch_size: int = typer.Option(16, help="Batch size for generation and capture."),
     fresh: bool = typer.Option(False, help="Delete the run directory first instead of resuming."),
+    vet: str | None = typer.Option(None, help="Drop rollouts a judge says do not show their polarity (lexicon, api, local)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (best layer per method and site)."),
 ) -> None:
     """Extract and validate trait vectors: rollouts -> activations -> vectors -> evaluation.json.
@@ -112,14 +113,21 @@ def extract(
     run_dir = out or default_run(model, t.name)
     with console.status(f"loading {model}"):
         lm = load_model(model)
+    vetter = None
+    if vet:
+        from traitscope.judges.registry import get_judge
+        from traitscope.judges.vetting import vetter as make_vetter
+
+        vetter = make_vetter(get_judge(vet, trait=t, lm=lm))
     with rich_reporter() as rep:
-        result = run_extract(lm, t, run_dir, config, reporter=rep, fresh=fresh)
+        result = run_extract(lm, t, run_dir, config, reporter=rep, vetter=vetter, fresh=fresh)
     summary = {
         "trait": t.name,
         "model": lm.name,
         "run_dir": str(result.run_dir),
         "rollouts": result.n_rollouts,
         "kept": result.n_kept,
+        "vetted_by": vet,
         "seconds": round(result.seconds, 1),
         "best": {
             k: {
