@@ -178,15 +178,21 @@ def test_transfer_matrix_on_synthetic_groups():
     assert abs(avg["drop"] - (avg["same_group"] - avg["cross_group"])) < 1e-9
 
 
-def test_vetting_with_a_judge_drops_rollouts_that_miss_their_polarity(lm, tmp_path):
+def test_vetting_with_a_judge_drops_rollouts_that_show_the_opposite(lm, tmp_path):
     from traitscope.judges.registry import get_judge
     from traitscope.judges.vetting import vetter
 
-    res = extract(lm, load_trait("optimism"), tmp_path / "vet", ExtractConfig(**{**SMALL, "sites": ("residual",)}),
-                  vetter=vetter(get_judge("lexicon")))
-    rows = [json.loads(line) for line in (tmp_path / "vet" / "rollouts.jsonl").read_text().splitlines()]
-    assert all("vet_score" in r for r in rows)
-    dropped = [r for r in rows if not r["kept"]]
-    for r in dropped:
-        assert (r["vet_score"] < 50) == (r["polarity"] == "positive")
-    assert res.n_kept == len(rows) - len(dropped)
+    vet = vetter(get_judge("lexicon"))
+    trait = load_trait("optimism")
+    rows = [
+        {"polarity": "positive", "prompt": "Why is the future bright?", "response": "It is hopeless, terrible and sad."},
+        {"polarity": "positive", "prompt": "Why is the future bright?", "response": "Wonderful, great and hopeful!"},
+        {"polarity": "negative", "prompt": "What could go wrong?", "response": "Awful, dreadful losses and disaster."},
+        {"polarity": "negative", "prompt": "What could go wrong?", "response": "Wonderful, great and hopeful!"},
+    ]
+    assert [keep for keep, _ in vet(trait, rows)] == [False, True, True, False]
+    res = extract(lm, trait, tmp_path / "vet", ExtractConfig(**{**SMALL, "sites": ("residual",), "max_new_tokens": 16}),
+                  vetter=vet)
+    written = [json.loads(line) for line in (tmp_path / "vet" / "rollouts.jsonl").read_text().splitlines()]
+    assert all("vet_score" in r for r in written)
+    assert res.n_kept == sum(r["kept"] for r in written)

@@ -39,7 +39,9 @@ def cohens_d(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     y = y.bool()
     a, b = scores[y].double(), scores[~y].double()
     n1, n0 = a.shape[0], b.shape[0]
-    pooled = (((n1 - 1) * a.var(0) + (n0 - 1) * b.var(0)) / max(n1 + n0 - 2, 1)).sqrt()
+    # a class of one (a small fold after vetting) contributes no spread rather than NaN
+    va, vb = a.var(0, correction=int(n1 > 1)), b.var(0, correction=int(n0 > 1))
+    pooled = (((n1 - 1) * va + (n0 - 1) * vb) / max(n1 + n0 - 2, 1)).sqrt()
     return ((a.mean(0) - b.mean(0)) / pooled.clamp_min(1e-12)).float()
 
 

@@ -1,6 +1,7 @@
-"""Vetting rollouts with a judge: keep a rollout only when it shows its polarity (a positive
-scenario's answer scores at or above the threshold, a negative one's below). Rollouts the judge
-cannot score are kept: a missing score is not evidence against them."""
+"""Vetting rollouts with a judge: drop a rollout when the judge says it shows the *opposite* of
+its polarity (a positive scenario's answer scoring below ``50 - margin``, a negative one's above
+``50 + margin``). Neutral answers and answers the judge cannot score are kept: short rollouts are
+often neutral, and a missing score is not evidence against them."""
 
 from __future__ import annotations
 
@@ -11,18 +12,17 @@ from traitscope.judges.base import Judge
 from traitscope.traits.schema import Trait
 
 
-def vetter(judge: Judge, threshold: float = 50.0):
+def shows_polarity(polarity: str, score: float | None, margin: float = 10.0) -> bool:
+    if score is None:
+        return True
+    return score >= 50 - margin if polarity == "positive" else score <= 50 + margin
+
+
+def vetter(judge: Judge, margin: float = 10.0):
     """A ``Vetter`` for ``extraction.extract``: rows -> [(keep, score)]."""
 
     def vet(trait: Trait, rows: Sequence[dict[str, Any]]) -> list[tuple[bool, float | None]]:
         scores = judge.score_trait(trait, [(r["prompt"], r["response"]) for r in rows])
-        out = []
-        for r, s in zip(rows, scores, strict=True):
-            if s.value is None:
-                out.append((True, None))
-            else:
-                shows = s.value >= threshold if r["polarity"] == "positive" else s.value < threshold
-                out.append((shows, s.value))
-        return out
+        return [(shows_polarity(r["polarity"], s.value, margin), s.value) for r, s in zip(rows, scores, strict=True)]
 
     return vet
