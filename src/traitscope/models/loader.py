@@ -224,33 +224,23 @@ def load_model(
         site_table(config.model_type)  # fail before the weights load on an unsupported family
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-    model.to(device).eval()
-    model.requires_grad_(False)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"
-    text_config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    instruct = bundled.instruct if bundled else bool(getattr(tokenizer, "chat_template", None))
-    return LoadedModel(
-        name=name,
-        model=model,
-        tokenizer=tokenizer,
-        model_type=config.model_type,
-        n_layers=int(text_config.num_hidden_layers),
-        hidden_size=int(text_config.hidden_size),
-        instruct=instruct,
-        load_seconds=time.perf_counter() - start,
-        source=source,
-    )
+    model.to(device)
+    instruct = bundled.instruct if bundled else None
+    lm = wrap_model(model, tokenizer, name, instruct)
+    lm.load_seconds, lm.source = time.perf_counter() - start, source
+    return lm
 
 
 def wrap_model(model: nn.Module, tokenizer: Any, name: str = "custom", instruct: bool | None = None) -> LoadedModel:
-    """Wrap an already-loaded transformers model (e.g. a tiny random one built from a config)."""
+    """Wrap an already-loaded transformers model (e.g. a tiny random one built from a config).
+    ``instruct=None`` means: instruct when the tokenizer has a chat template."""
     config = model.config
     site_table(config.model_type)
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    if tokenizer is not None and tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer is not None:
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
     model.eval().requires_grad_(False)
     return LoadedModel(
         name=name,
