@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from rich.table import Table
 from traitscope.cli.app import app, console, emit_json
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
+from traitscope.store import atomic_write_text
 
 
 def read_pairs(path: Path) -> list[dict[str, Any]]:
@@ -50,19 +49,8 @@ def read_pairs(path: Path) -> list[dict[str, Any]]:
 
 
 def write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
-    """Write to a temporary file beside the target, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers never see half a file: temp file + rename (traitscope.store)."""
+    atomic_write_text(path, "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
 
 
 def _mean(values: list[float | None]) -> float | None:

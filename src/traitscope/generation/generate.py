@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from traitscope.errors import TraitscopeError
 from traitscope.models.loader import LoadedModel
 
 
@@ -17,6 +18,13 @@ class SamplingConfig:
     top_p: float = 1.0
     seed: int = 0
     repetition_penalty: float = 1.0
+
+    def validate(self) -> SamplingConfig:
+        if not 1 <= self.max_new_tokens <= 4096:
+            raise TraitscopeError(f"max_new_tokens {self.max_new_tokens} must be in 1-4096")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise TraitscopeError("temperature must be >= 0 and top_p in (0, 1]")
+        return self
 
 
 def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from traitscope.errors import TraitscopeError
+from traitscope.generation import SamplingConfig
 from traitscope.hooks import StopForward, hooked, stop_after
 from traitscope.hooks.core import HookFn, SiteKey
 from traitscope.models.loader import LoadedModel
@@ -35,19 +36,8 @@ from traitscope.prompts import Prompt
 Interventions = Mapping[SiteKey, HookFn | list[HookFn]]
 
 
-@dataclass(frozen=True)
-class GenerationConfig:
-    max_new_tokens: int = 48
-    temperature: float = 0.0  # 0 = greedy
-    top_p: float = 1.0
-    seed: int = 0
-
-    def validate(self) -> GenerationConfig:
-        if not 1 <= self.max_new_tokens <= 4096:
-            raise TraitscopeError(f"max_new_tokens {self.max_new_tokens} must be in 1-4096")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise TraitscopeError("temperature must be >= 0 and top_p in (0, 1]")
-        return self
+# The monitor decodes with its own loop but takes the same settings as `generate_ids`.
+GenerationConfig = SamplingConfig
 
 
 class Recorder:
