@@ -1,0 +1,173 @@
+"""PNG figures for the detection report (matplotlib Agg): the methods table, the transfer
+matrices, the components, the natural-vs-instruction cosines and the base -> instruct transfer.
+Each function takes the results dict and a path and returns the path, or None without data."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: never try to open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from traitscope.reproduce import log  # noqa: E402
+from traitscope.reproduce.experiments import COMPONENT_SITES, METHOD_ORDER  # noqa: E402
+from traitscope.store import atomic_write_bytes  # noqa: E402
+
+OURS, LOGGED = "#3b6fb6", "#c8c8c8"
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def plot_methods(f: dict[str, Any], path: Path) -> Path:
+    s = f["summary"]
+    x = np.arange(len(METHOD_ORDER))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = (
+        ("accuracy", "mean accuracy"),
+        ("fail_rate", "polarity failure rate"),
+        ("effect_size", "mean effect size d"),
+    )
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        ax.bar(x - 0.2, [float(log.METHODS_TABLE[m][key]) for m in METHOD_ORDER], 0.4, color=LOGGED, label="log")
+        ax.bar(x + 0.2, [s[m][key] for m in METHOD_ORDER], 0.4, color=OURS, label="ours")
+        ax.set_xticks(x, METHOD_ORDER, rotation=30)
+        ax.set_title(label)
+        if key == "accuracy":
+            ax.axhline(0.5, color="k", lw=0.8, ls=":")
+            ax.set_ylim(0, 1)
+    axes[0].legend(loc="lower left")
+    return _save(fig, path)
+
+
+def _heat(ax: Any, m: dict[str, Any], title: str) -> None:
+    acc = np.array(m["accuracy"])
+    ax.imshow(acc, vmin=0.4, vmax=1.0, cmap="viridis")
+    g = m["groups"]
+    ax.set_xticks(range(len(g)), g, rotation=30)
+    ax.set_yticks(range(len(g)), g)
+    for i in range(len(g)):
+        for j in range(len(g)):
+            ax.text(
+                j, i, f"{acc[i, j]:.0%}", ha="center", va="center", color="w" if acc[i, j] < 0.75 else "k", fontsize=8
+            )
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("test")
+    ax.set_ylabel("train")
+
+
+def plot_transfer(findings: dict[str, Any], path: Path) -> Path | None:
+    panels = [
+        (k, meth)
+        for k in ("cross_lang", "cross_topic", "cross_dist")
+        if "matrices" in findings[k]
+        for meth in ("probe", "mean_diff")
+    ]
+    if not panels:
+        return None
+    cols = 2
+    rows = (len(panels) + 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(8, 3.6 * rows), squeeze=False)
+    names = {"cross_lang": "language", "cross_topic": "topic (en)", "cross_dist": "optimism domain"}
+    for ax, (k, meth) in zip(axes.flat, panels, strict=False):
+        m = findings[k]["matrices"][meth]
+        _heat(ax, m, f"{names[k]}: {meth} @ L{m['layer']} (cross {m['averages']['cross_group']:.0%})")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_components(f: dict[str, Any], path: Path) -> Path:
+    traits = list(f["per_trait"])
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
+    width = 0.8 / len(COMPONENT_SITES)
+    x = np.arange(len(traits))
+    for ax, method in zip(axes, ("probe", "mean_diff"), strict=True):
+        for k, site in enumerate(COMPONENT_SITES):
+            ax.bar(x + (k - 1.5) * width, [f["per_trait"][t][method][site]["auroc"] for t in traits], width, label=site)
+        ax.set_xticks(x, traits, rotation=30, ha="right")
+        ax.set_ylim(0.4, 1.02)
+        ax.set_title(f"{method}: best-layer CV AUROC per site")
+    axes[0].legend(ncol=4, fontsize=8, loc="lower left")
+    return _save(fig, path)
+
+
+def plot_elicitation(findings: dict[str, Any], path: Path) -> Path | None:
+    pairs = [p for p in ("sycophancy", "optimism") if "methods" in findings[f"elicitation_{p}"]]
+    if not pairs:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for pair, color in zip(pairs, ("#b63b3b", OURS), strict=False):
+        f = findings[f"elicitation_{pair}"]
+        for method, ls in (("mean_diff", "-"), ("probe", "--")):
+            rows = f["methods"][method]["layers"]
+            ax.plot(
+                [r["layer"] for r in rows],
+                [r["cosine"] for r in rows],
+                ls,
+                color=color,
+                marker="o",
+                ms=3,
+                label=f"{pair} {method}",
+            )
+    for y, label in ((0.5, "> 0.5 same concept"), (0.3, "< 0.3 different")):
+        ax.axhline(y, color="k", lw=0.7, ls=":")
+        ax.text(ax.get_xlim()[1], y, f" {label}", va="center", fontsize=8)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("cosine(natural, instruction)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_model_transfer(f: dict[str, Any], path: Path) -> Path | None:
+    if "sites" not in f:
+        return None
+    labels, own, rnd, carried = [], [], [], {}
+    for s in f["sites"]:
+        for method, d in s["methods"].items():
+            labels.append(f"{s['site']}\n{method}")
+            own.append(d["target_own"]["auroc"])
+            rnd.append(d["random_p95"]["auroc"])
+            for a in d["arms"]:
+                carried.setdefault(a["arm"], []).append(a["auroc"])
+    x = np.arange(len(labels))
+    width = 0.8 / (1 + len(carried))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.bar(x - 0.4 + width / 2, own, width, color=LOGGED, label="target's own vector")
+    for k, (arm, vals) in enumerate(carried.items(), start=1):
+        ax.bar(x - 0.4 + width / 2 + k * width, vals, width, label=f"carried ({arm})")
+    ax.scatter(x, rnd, marker="_", s=900, color="k", zorder=3, label="random p95")
+    ax.axhline(0.5, color="k", lw=0.8, ls=":")
+    ax.set_xticks(x, labels)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("held-out AUROC on the target")
+    ax.set_title(f"{f['source']} → {f['target']} ({f['trait']})")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def write_plots(results: dict[str, Any], directory: Path, prefix: str = "detection") -> dict[str, Path]:
+    """Every figure that has data; returns key -> path."""
+    fs = results["findings"]
+    directory = Path(directory)
+    made = {
+        "methods": plot_methods(fs["methods"], directory / f"{prefix}-methods.png"),
+        "transfer": plot_transfer(fs, directory / f"{prefix}-transfer.png"),
+        "components": plot_components(fs["components"], directory / f"{prefix}-components.png"),
+        "elicitation": plot_elicitation(fs, directory / f"{prefix}-elicitation.png"),
+        "transfer_model": plot_model_transfer(fs["base_to_instruct"], directory / f"{prefix}-base-to-instruct.png"),
+    }
+    return {k: v for k, v in made.items() if v is not None}
