@@ -1,7 +1,7 @@
 """Steering overhead and batched-sweep speedup on the default bundled model.
 
 Prints `name: value` lines:
-  plain tokens/s, steered tokens/s, steer ratio   same batch of 16 prompts, 32 new tokens, greedy;
+  plain tokens/s, steered tokens/s, steer ratio   same batch of 16 prompts, exactly 32 new tokens, greedy;
                                                   steered = 3 layers of residual steering (target >= 0.95)
   sequential seconds, batched seconds, sweep speedup
                                                   8 configurations x 4 prompts, one after another vs
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from traitscope.generation import SamplingConfig, generate_ids
+from traitscope.generation import SamplingConfig, left_pad
 from traitscope.models import load_model
 from traitscope.steering import SteeringSpec, SteerTerm, steer
 from traitscope.steering.sweep import generate_rows
@@ -30,16 +30,26 @@ def main() -> None:
     cfg = SamplingConfig(max_new_tokens=32)
     spec = SteeringSpec([SteerTerm("residual", layer, v, 2.0) for layer in (8, 10, 12)])
 
+    ids, mask = left_pad(prompts, lm.tokenizer.pad_token_id)
+
+    def run_fixed() -> int:
+        # min_new_tokens = max_new_tokens: both runs generate exactly the same number of tokens,
+        # so the ratio measures the hooks' cost, not where steering happens to stop a sentence
+        with torch.inference_mode():
+            out = lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=32, min_new_tokens=32,
+                                    do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
+        return (out.shape[1] - ids.shape[1]) * out.shape[0]
+
     def plain() -> int:
-        return sum(len(r) for r in generate_ids(lm, prompts, cfg, batch_size=16))
+        return run_fixed()
 
     def steered() -> int:
         with steer(lm, spec):
-            return sum(len(r) for r in generate_ids(lm, prompts, cfg, batch_size=16))
+            return run_fixed()
 
     plain(), steered()
     rates: dict[str, list[float]] = {"plain": [], "steered": []}
-    for _ in range(3):
+    for _ in range(5):
         for name, fn in (("plain", plain), ("steered", steered)):
             t = time.perf_counter()
             n = fn()
