@@ -3,7 +3,8 @@ default judge (VADER valence + coherence).
 
 1. extract optimism (residual, probe; reused if the run directory exists),
 2. coefficient search per layer (layers 20%-60%, every 2nd; start ratio 0.25; 4 steps; floor 75),
-3. a ratio sweep (0.2 ... 1.6) at the best layer, to show where coherence breaks.
+3. a ratio sweep (0.2 ... 1.6) at the best layer, to show where coherence breaks,
+4. multi-layer steering over layers 20%-33% (weighted and orthogonal, total ratio 0.3 and 0.5).
 
 Prints `name: value` lines: baseline trait, best config, best trait, best delta (target >= 20),
 best coherence (target >= 75), and `coherence at ratio R` for the sweep, `breakdown ratio`.
@@ -55,6 +56,14 @@ def main() -> None:
         if breakdown is None and (row["coherence_mean"] or 0) < FLOOR:
             breakdown = r
     print(f"breakdown ratio: {breakdown}")
+    # the research log's multi-layer finding: spread the push over contiguous early-mid layers
+    span = tuple(parse_layers("20%-33%", lm.n_layers))
+    multi = evaluate_configs(lm, trait, run, [SteerConfig("probe", "residual", (), baseline=True)]
+                             + [SteerConfig("probe", "residual", span, ratio=r, mode=m)
+                                for m in ("weighted", "orthogonal") for r in (0.3, 0.5)], judge)
+    for row in multi[1:]:
+        print(f"{row['config']['label']}: trait {row['trait_mean']:.1f} coherence {row['coherence_mean']:.1f} "
+              f"delta {row['delta']:.1f}")
 
 
 if __name__ == "__main__":

@@ -83,3 +83,51 @@ def detection(
         table.add_row(key, f"{head['log']} → {head['ours_text']}" if head else "—", f"[{style}]{f['verdict']}[/]")
     console.print(table)
     console.print(f"report: [bold]{written['report']}[/]  results: {json_path}")
+
+
+@reproduce_app.command("steering")
+def steering(
+    quick: bool = typer.Option(
+        False, "--quick", help="≤ 20 min on a 2-core CPU: fewer layers, ratios and questions, shorter answers."
+    ),
+    out: Path = typer.Option(
+        Path("runs/reproduce"), "--out", help="Run directories (resumed on a re-run) and results JSON."
+    ),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model under test (the instruct model)."),
+    base_model: str = typer.Option("gemma3-270m", "--base-model", help="Source model for cross-model steering."),
+    report: Path = typer.Option(
+        Path("docs/REPRODUCTION.md"), "--report", help="Report to (re)write; plots go to <its folder>/reproduction/."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (verdict per finding)."),
+) -> None:
+    """Ratio law, multi-layer, metrics vs steering, detection vs control, refusal dynamics, jailbreaks and
+    cross-model steering, each with the log's number, ours and a verdict."""
+    from traitscope.extraction.progress import rich_reporter
+    from traitscope.reproduce.steering_findings import reproduce_steering
+
+    with rich_reporter() as rep:
+        results = reproduce_steering(out, quick, model, report, rep, base_model=base_model, command=_command_line())
+    verdicts = {k: f["verdict"] for k, f in results["findings"].items()}
+    if json_out:
+        emit_json(
+            {
+                "profile": results["meta"]["profile"],
+                "wall_seconds": round(results["meta"]["wall_seconds"], 1),
+                "report": str(report),
+                "verdicts": verdicts,
+            }
+        )
+        return
+    table = Table(
+        title=f"reproduce steering ({results['meta']['profile']}, {results['meta']['wall_seconds'] / 60:.1f} min)"
+    )
+    for col in ("finding", "headline: log → ours", "verdict"):
+        table.add_column(col)
+    for key, f in results["findings"].items():
+        head = f["checks"][0] if f["checks"] else None
+        table.add_row(
+            key,
+            f"{head['log']} → {head['ours_text']}" if head else "—",
+            f"[{VERDICT_STYLE[f['verdict']]}]{f['verdict']}[/]",
+        )
+    console.print(table)

@@ -5,6 +5,7 @@ interrupted ``extract`` resumes (see ``store.layout`` for the layout)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from traitscope.store import (
     RunDir,
     VectorSet,
     atomic_write_json,
+    atomic_write_text,
     read_jsonl,
     save_vectors,
 )
@@ -105,12 +107,9 @@ def select_scenarios(trait: Trait, limit: int | None) -> list[Scenario]:
 
 
 def _check_config(run: RunDir, config: ExtractConfig, trait: Trait) -> None:
-    from traitscope.store import atomic_write_json as write
-
+    """Record the settings; refuse to mix in rollouts made with other settings."""
     previous = None
     if run.config.exists():
-        import json
-
         try:
             previous = json.loads(run.config.read_text())
         except ValueError:
@@ -120,7 +119,7 @@ def _check_config(run: RunDir, config: ExtractConfig, trait: Trait) -> None:
             f"{run.root} holds rollouts made with other settings ({previous.get('rollout_key')}); "
             "pass --fresh to redo them or --out for a new run directory"
         )
-    write(
+    atomic_write_json(
         run.config,
         {
             "trait": trait.name,
@@ -256,8 +255,6 @@ def _vet(
 ) -> list[dict[str, Any]]:
     """Drop rollouts with an empty response (nothing to average over) and, with a vetter, those
     that do not show their polarity. Decisions are written back into rollouts.jsonl."""
-    from traitscope.store import atomic_write_text
-
     changed = False
     if needs_response:
         for r in rows:
@@ -272,8 +269,6 @@ def _vet(
                 r["kept"], r["vet_reason"] = False, "judge: does not show its polarity"
             changed = True
     if changed:
-        import json
-
         atomic_write_text(run.rollouts, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     kept = [r for r in rows if r.get("kept", True)]
     if len(kept) < len(rows):
@@ -282,8 +277,6 @@ def _vet(
 
 
 def load_evaluation(run_dir: Path) -> dict[str, Any]:
-    import json
-
     path = RunDir(Path(run_dir)).evaluation
     if not path.exists():
         raise TraitscopeError(f"{run_dir}: no evaluation.json; run `traitscope extract` first")
