@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from traitscope.reproduce.verdict import FAILS, HOLDS, UNTESTABLE, WEAKER, combine, untestable_reasons
+from traitscope.reproduce.verdict import FAILS, HOLDS, UNTESTABLE, WEAKER, Rule, combine, untestable_reasons
 
 __all__ = [
     "COHERENCE_FLOOR",
@@ -54,22 +54,11 @@ def coherence_floor(baseline_coherence: float | None) -> float:
 
 
 @dataclass(frozen=True)
-class SRule:
-    """``higher``: larger values support the claim. ``unit``: pct (0.9 -> 90%), pts (judge points,
-    printed with a sign), ratio, r, x (a factor), num, tokens."""
+class SRule(Rule):
+    """A detection :class:`Rule` whose thresholds print in steering units: pct (0.9 -> 90%), pts
+    (judge points, printed with a sign), ratio, r, x (a factor), num, tokens."""
 
-    holds: float
-    weaker: float
-    higher: bool = True
     unit: str = "num"
-
-    def judge(self, value: float) -> str:
-        def past(threshold: float) -> bool:
-            return value >= threshold if self.higher else value <= threshold
-
-        if past(self.holds):
-            return HOLDS
-        return WEAKER if past(self.weaker) else FAILS
 
     def describe(self) -> str:
         op = "≥" if self.higher else "≤"
