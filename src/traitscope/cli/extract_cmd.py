@@ -9,7 +9,7 @@ from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
 from traitscope.errors import TraitscopeError
-from traitscope.models.registry import DEFAULT_MODEL
+from traitscope.models.registry import DEFAULT_MODEL, model_slug
 
 
 def split_list(value: str, what: str) -> tuple[str, ...]:
@@ -20,8 +20,7 @@ def split_list(value: str, what: str) -> tuple[str, ...]:
 
 
 def default_run(model: str, trait: str, run_root: Path = Path("runs")) -> Path:
-    slug = model.rstrip("/").replace("/", "--").replace(":", "-").lstrip(".-") or "model"
-    return run_root / slug / Path(trait).name
+    return run_root / model_slug(model) / Path(trait).name
 
 
 @app.command()

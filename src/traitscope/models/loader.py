@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from traitscope.errors import TraitscopeError
-from traitscope.models.registry import BUNDLED, DEFAULT_MODEL, BundledModel, cache_root
+from traitscope.models.registry import BUNDLED, DEFAULT_MODEL, BundledModel, cache_root, model_slug
 from traitscope.models.sites import SITES, get_module, site_table
 
 MANIFEST = "traitscope-manifest.json"
@@ -53,7 +53,7 @@ class LoadedModel:
     @property
     def slug(self) -> str:
         """File-system name for run directories (``org/model`` -> ``org--model``)."""
-        return self.name.rstrip("/").replace("/", "--").replace(":", "-").lstrip(".-") or "model"
+        return model_slug(self.name)
 
     def module(self, site: str, layer: int) -> nn.Module:
         return get_module(self.model, self.model_type, site, layer)
