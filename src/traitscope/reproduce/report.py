@@ -177,29 +177,34 @@ def _resumed(meta: dict[str, Any]) -> str:
     return f"; **resumed** finished runs of {', '.join(again)} (their extraction time is not in this total)"
 
 
-def _summary(fs: dict[str, Any]) -> str:
+def summary_table(fs: dict[str, Any], titles: dict[str, str], numbers: dict[str, str], note: str) -> str:
+    """The "### Summary" table both reproduction reports open with: one row per finding with the
+    headline check's log number, ours and the verdict."""
     rows = []
-    for key, title in FINDINGS.items():
+    for key, title in titles.items():
         f = fs.get(key)
         if f is None:
             continue
         head = f["checks"][0] if f["checks"] else None
         rows.append(
             (
-                SECTION[key],
+                numbers[key],
                 title,
                 head["log"] if head else "—",
                 head["ours_text"] if head else "—",
                 VERDICT_MARK[f["verdict"]],
             )
         )
-    return (
-        "### Summary\n\n"
-        + table(("#", "finding", "log (headline)", "ours", "verdict"), rows, "rllll")
-        + (
-            "\n\nA finding's verdict is its worst check; every check, its threshold and both numbers are in the "
-            "finding's section, and the thresholds are in `traitscope/reproduce/verdict.py` (listed at the end)."
-        )
+    return "### Summary\n\n" + table(("#", "finding", "log (headline)", "ours", "verdict"), rows, "rllll") + note
+
+
+def _summary(fs: dict[str, Any]) -> str:
+    return summary_table(
+        fs,
+        FINDINGS,
+        SECTION,
+        "\n\nA finding's verdict is its worst check; every check, its threshold and both numbers are in the "
+        "finding's section, and the thresholds are in `traitscope/reproduce/verdict.py` (listed at the end).",
     )
 
 

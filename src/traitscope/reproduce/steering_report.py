@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from traitscope.reproduce.report import VERDICT_MARK, table, write_section
+from traitscope.reproduce.report import VERDICT_MARK, summary_table, table, write_section
 from traitscope.reproduce.steering_verdict import (
     HIGH_AUROC,
     NO_CONTROL_SHARE,
@@ -176,28 +176,14 @@ def _setup(meta: dict[str, Any]) -> str:
 
 
 def _summary(fs: dict[str, Any]) -> str:
-    from traitscope.reproduce.steering_findings import FINDINGS
+    from traitscope.reproduce.steering_findings import FINDINGS  # steering_findings imports this module
 
-    rows = []
-    for key, title in FINDINGS.items():
-        f = fs[key]
-        head = f["checks"][0] if f["checks"] else None
-        rows.append(
-            (
-                NUMBER[key],
-                title,
-                head["log"] if head else "—",
-                head["ours_text"] if head else "—",
-                VERDICT_MARK[f["verdict"]],
-            )
-        )
-    return (
-        "### Summary\n\n"
-        + table(("#", "finding", "log (headline)", "ours", "verdict"), rows, "rllll")
-        + (
-            "\n\nA finding's verdict is its worst testable check; the thresholds are in "
-            "`traitscope/reproduce/steering_verdict.py` (listed at the end)."
-        )
+    return summary_table(
+        fs,
+        FINDINGS,
+        NUMBER,
+        "\n\nA finding's verdict is its worst testable check; the thresholds are in "
+        "`traitscope/reproduce/steering_verdict.py` (listed at the end).",
     )
 
 

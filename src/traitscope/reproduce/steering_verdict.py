@@ -60,9 +60,8 @@ class SRule(Rule):
 
     unit: str = "num"
 
-    def describe(self) -> str:
-        op = "≥" if self.higher else "≤"
-        return f"holds if {op} {fmt_value(self.holds, self.unit)}; weaker if {op} {fmt_value(self.weaker, self.unit)}"
+    def show(self, value: float) -> str:
+        return fmt_value(value, self.unit)
 
 
 def fmt_value(value: float | None, unit: str = "num") -> str:

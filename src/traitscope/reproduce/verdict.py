@@ -38,9 +38,13 @@ class Rule:
             return HOLDS
         return WEAKER if past(self.weaker) else FAILS
 
+    def show(self, value: float) -> str:
+        """A threshold as the report prints it (subclasses add units)."""
+        return fmt(value, self.unit)
+
     def describe(self) -> str:
         op = "≥" if self.higher else "≤"
-        return f"holds if {op} {fmt(self.holds, self.unit)}; weaker if {op} {fmt(self.weaker, self.unit)}"
+        return f"holds if {op} {self.show(self.holds)}; weaker if {op} {self.show(self.weaker)}"
 
 
 def fmt(value: float | None, unit: str = "pct") -> str:
