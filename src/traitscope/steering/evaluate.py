@@ -71,6 +71,19 @@ def find_vectors(run_dir: Path, site: str, method: str) -> VectorSet:
     return load_vectors(files[0])
 
 
+def load_config_vectors(
+    lm: LoadedModel, run_dir: Path, configs: Sequence[SteerConfig]
+) -> dict[tuple[str, str], VectorSet]:
+    """The vector set of every (site, method) the steered configs use, checked against the model."""
+    vsets: dict[tuple[str, str], VectorSet] = {}
+    for c in configs:
+        if not c.baseline and (c.site, c.method) not in vsets:
+            vs = find_vectors(run_dir, c.site, c.method)
+            vs.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(c.site), lm.name)
+            vsets[(c.site, c.method)] = vs
+    return vsets
+
+
 def _direction_sign(trait: Trait) -> float:
     return -1.0 if trait.steering_direction == "negative" else 1.0
 
@@ -104,12 +117,7 @@ def evaluate_configs(
     }
     done = {r["config"]["id"]: r for r in read_jsonl(run.steering_results)}
     todo = [c for c in configs if c.key(extra) not in done]
-    vsets: dict[tuple[str, str], VectorSet] = {}
-    for c in todo:
-        if not c.baseline and (c.site, c.method) not in vsets:
-            vs = find_vectors(run_dir, c.site, c.method)
-            vs.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(c.site), lm.name)
-            vsets[(c.site, c.method)] = vs
+    vsets = load_config_vectors(lm, run_dir, todo)
     sign = _direction_sign(trait)
     prompt_ids = [lm.prompt_ids(q) for q in questions]
     rows_in = [(p, terms_for(c, vsets.get((c.site, c.method)), sign)) for c in todo for p in prompt_ids]  # type: ignore[arg-type]

@@ -36,6 +36,15 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class ABQuestion:
+    """A two-choice behavioural question: one answer shows the trait, the other its opposite."""
+
+    question: str
+    trait_answer: str
+    opposite_answer: str
+
+
+@dataclass(frozen=True)
 class Trait:
     name: str
     description: str
@@ -46,6 +55,7 @@ class Trait:
     template: str = "auto"
     path: Path | None = None
     source_format: str = "traitscope"  # or "trait-interp"
+    ab_questions: tuple[ABQuestion, ...] = ()  # optional, for the judge-free A/B evaluation
 
     @property
     def raw(self) -> bool:
