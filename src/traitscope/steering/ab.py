@@ -23,14 +23,15 @@ from typing import Any
 import torch
 
 from traitscope.errors import TraitscopeError
-from traitscope.extraction.progress import Reporter, Silent
-from traitscope.generation.generate import left_pad
+from traitscope.models.identity import model_identity
 from traitscope.models.loader import LoadedModel
+from traitscope.progress import Reporter, Silent
 from traitscope.steering.apply import steer
-from traitscope.steering.evaluate import SteerConfig, load_config_vectors, terms_for
+from traitscope.steering.evaluate import SteerConfig, terms_for
 from traitscope.steering.spec import SteeringSpec, SteerTerm
 from traitscope.steering.sweep import row_terms
-from traitscope.store import RunDir, append_jsonl, read_jsonl
+from traitscope.store import RunDir, append_jsonl, locked, read_jsonl
+from traitscope.store.runs import load_run_vectors
 from traitscope.traits.schema import ABQuestion, Trait
 
 MIN_AB_ITEMS = 4
@@ -116,9 +117,8 @@ def build_items(lm: LoadedModel, questions: Sequence[ABQuestion], seed: int = 0)
 def _steered_logits(lm: LoadedModel, batch: Sequence[tuple[list[int], Sequence[SteerTerm]]], tail: int) -> torch.Tensor:
     """Logits of the last ``tail`` positions of each left-padded row, each row with its own steering."""
     dims = {site: lm.site_dim(site) for site in {t.site for _, terms in batch for t in terms}}
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.eos_ids[0]
     keep = {"logits_to_keep": tail} if "logits_to_keep" in inspect.signature(lm.model.forward).parameters else {}
-    ids, mask = left_pad([row for row, _ in batch], pad)
+    ids, mask = lm.left_pad([row for row, _ in batch])
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     spec = SteeringSpec(row_terms([terms for _, terms in batch], dims), scope="all")
     with torch.inference_mode(), steer(lm, spec):
@@ -217,7 +217,7 @@ def score_configs_ab(
 def evaluate_ab(
     lm: LoadedModel,
     trait: Trait,
-    run_dir: Path,
+    run_dir: Path | RunDir,
     configs: Sequence[SteerConfig],
     questions: Sequence[ABQuestion],
     source: str = "",
@@ -228,30 +228,50 @@ def evaluate_ab(
 ) -> list[dict[str, Any]]:
     """A/B score per configuration; appends new rows (``"eval": "ab"``) to steering/results.jsonl,
     skips configurations already there, and returns all rows for ``configs`` with ``ab_delta``."""
-    run = RunDir(Path(run_dir))
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     qhash = hashlib.sha256(json.dumps([asdict(q) for q in questions]).encode()).hexdigest()[:16]
-    extra = {"eval": "ab", "ab_format": fmt, "ab_questions": qhash, "seed": seed, "model": lm.name}
-    done = {r["config"]["id"]: r for r in read_jsonl(run.steering_results) if r.get("eval") == "ab"}
-    todo = list({c.key(extra): c for c in configs if c.key(extra) not in done}.values())
-    vsets = load_config_vectors(lm, run_dir, todo)
+    extra = {"eval": "ab", "ab_format": fmt, "ab_questions": qhash, "seed": seed, "model": model_identity(lm)}
+    vsets = {}
+    for c in configs:
+        if not c.baseline and (c.position, c.site, c.method) not in vsets:
+            vs = load_run_vectors(run, c.site, c.method, c.position)
+            vs.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(c.site), lm.name)
+            vsets[(c.position, c.site, c.method)] = vs
+    # a cached result counts only for the exact vector file it was made with
+    keys = {
+        c: c.key({**extra, "vectors": None if c.baseline else vsets[(c.position, c.site, c.method)].file_id})
+        for c in configs
+    }
     sign = -1.0 if trait.steering_direction == "negative" else 1.0
-    terms = [terms_for(c, vsets.get((c.site, c.method)), sign) for c in todo]  # type: ignore[arg-type]
-    advance = reporter.stage("A/B forward passes", len(todo) * len(questions) * (2 if fmt == "answers" else 1))
-    scores = score_configs_ab(lm, questions, terms, fmt, batch_size, seed, on_batch=advance)
-    new = [
-        _ab_row(lm, c, c.key(extra), t, part, questions, fmt, source)
-        for c, t, part in zip(todo, terms, scores, strict=True)
-    ]
-    append_jsonl(run.steering_results, new)
+    with locked(run.root):
+        done = {r["config"]["id"]: r for r in read_jsonl(run.steering_results) if r.get("eval") == "ab"}
+        todo = list({keys[c]: c for c in configs if keys[c] not in done}.values())
+        terms = [terms_for(c, vsets.get((c.position, c.site, c.method)), sign) for c in todo]  # type: ignore[arg-type]
+        advance = reporter.stage("A/B forward passes", len(todo) * len(questions) * (2 if fmt == "answers" else 1))
+        scores = score_configs_ab(lm, questions, terms, fmt, batch_size, seed, on_batch=advance)
+        new = [
+            _ab_row(lm, c, keys[c], t, part, questions, fmt, source)
+            for c, t, part in zip(todo, terms, scores, strict=True)
+        ]
+        append_jsonl(run.steering_results, new)
     done |= {r["config"]["id"]: r for r in new}
-    rows = [done[c.key(extra)] for c in configs]
+    rows = [done[keys[c]] for c in configs]
     base = next((r for r in rows if r["config"]["baseline"]), None)
     for r in rows:
         r["ab_delta"] = None if base is None else r["ab_score"] - base["ab_score"]
     return rows
 
 
-def _ab_row(lm, config, key, terms, part, questions, fmt, source) -> dict[str, Any]:  # noqa: ANN001
+def _ab_row(
+    lm: LoadedModel,
+    config: SteerConfig,
+    key: str,
+    terms: Sequence[SteerTerm],
+    part: Sequence[tuple[float, float]],
+    questions: Sequence[ABQuestion],
+    fmt: str,
+    source: str,
+) -> dict[str, Any]:
     return {
         "eval": "ab",
         "ab_format": fmt,
@@ -278,3 +298,14 @@ def _ab_row(lm, config, key, terms, part, questions, fmt, source) -> dict[str, A
             for q, (p, m) in zip(questions, part, strict=True)
         ],
     }
+
+
+def attach_ab(rows: Sequence[dict[str, Any]], ab_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Generation rows with ``ab_score``/``ab_delta`` of the same configuration (by label) beside
+    their judged scores; A/B rows alone get ``delta`` None (they have no judged score)."""
+    by_label = {r["config"]["label"]: r for r in ab_rows}
+    out = []
+    for r in rows:
+        ab = by_label.get(r["config"]["label"], r if r.get("eval") == "ab" else {})
+        out.append({**r, "delta": r.get("delta"), "ab_score": ab.get("ab_score"), "ab_delta": ab.get("ab_delta")})
+    return out
