@@ -180,5 +180,12 @@ def test_steer_eval_ab_cli(run):
     assert out["judge"] == "ab (judge-free)" and out["ab_source"] == "32 ab_questions from trait.yaml"
     base, steered = out["configs"]
     assert base["ab_delta"] == 0 and steered["ab_delta"] > 0 and steered["delta"] is None
+    # the dashboard's grids: the A/B rows form their own group with an ab_delta heatmap
+    from traitscope.report.data import steering_grids
+
+    grids = steering_grids(read_jsonl(RunDir(run).steering_results))
+    answers_group = next(g for g in grids["groups"] if "ab (judge-free)" in g["key"])
+    assert answers_group["ratios"] == ["0.25"] and answers_group["ab_delta"][0][0] == pytest.approx(steered["ab_delta"])
+    assert any(b["ab_score"] == pytest.approx(base["ab_score"]) for b in grids["baselines"])
     bad = subprocess.run([*args[:-1], "--ab-format", "words"], capture_output=True, text=True, env=env, timeout=600)
     assert bad.returncode == 2 and "--ab-format 'words' is not valid; use one of: answers, letters" in bad.stderr
