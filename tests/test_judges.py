@@ -275,7 +275,7 @@ def test_local_judge_scores_and_reports_mass(lm):
 # -- registry ---------------------------------------------------------------------------------
 def test_registry_names_and_errors(monkeypatch, lm):
     with pytest.raises(
-        TraitscopeError, match="unknown judge 'gpt'; use one of: default, api, local, embedding, lexicon"
+        TraitscopeError, match="unknown judge 'gpt'; use one of: default, api, local, embedding, rubric, lexicon"
     ):
         get_judge("gpt")
     for var in ("TRAITSCOPE_JUDGE_BASE_URL", "TRAITSCOPE_JUDGE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
@@ -284,7 +284,7 @@ def test_registry_names_and_errors(monkeypatch, lm):
         get_judge("api")
     with pytest.raises(TraitscopeError, match="run directory not found"):
         get_judge("embedding", run_dir=Path("/nonexistent/run"))
-    assert set(JUDGE_NAMES) == {"default", "api", "local", "embedding", "lexicon"}
+    assert set(JUDGE_NAMES) == {"default", "api", "local", "embedding", "rubric", "lexicon"}
     syc = get_judge("default", load_trait("sycophancy"), lm=lm)
     assert "embedding" in syc.name
     opt = get_judge("default", load_trait("optimism"), lm=lm)

@@ -19,13 +19,15 @@ JUDGE_NAMES: dict[str, str] = {
     "api": "logprob-weighted rubric judge over an OpenAI-compatible API (TRAITSCOPE_JUDGE_BASE_URL / _MODEL / _API_KEY)",
     "local": "the same rubric prompts through a local instruct model's number distribution (loads the model)",
     "embedding": "MiniLM embeddings + logistic regression trained on the run's rollouts or the trait's scenarios",
+    "rubric": "zero-shot from the trait's rubric anchors (SmolLM2 likelihood ratio, MiniLM similarity) averaged "
+    "with the embedding classifier (loads the model)",
     "lexicon": "word lists: VADER for optimism, decline phrases for refusal, hedges for uncertainty, style for formality",
 }
 
 
 def needs_model(name: str) -> bool:
     """Whether the judge reads a LoadedModel (so a CLI loads one only when needed)."""
-    return name in ("default", "local")
+    return name in ("default", "local", "rubric")
 
 
 class OfflineTraitJudge:
@@ -83,6 +85,10 @@ def get_judge(
 
         return EmbeddingJudge(run_dir)
     model = _model(lm)
+    if name == "rubric":
+        from traitscope.judges.rubric import RubricJudge
+
+        return RubricJudge(model, run_dir)
     if name == "local":
         from traitscope.judges.local import LocalJudge
 
