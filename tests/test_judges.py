@@ -292,3 +292,26 @@ def test_registry_names_and_errors(monkeypatch, lm):
     pair = [("Is the future bright?", "Yes, the future looks wonderful and full of hope.")]
     assert opt.score_trait(load_trait("optimism"), pair)[0].value > 70
     assert opt.score_coherence(pair)[0].value >= 80
+
+
+def test_coherence_not_fooled_by_oversteered_repetition(lm):
+    """Real over-steered outputs (SmolLM2 and gemma-3 at ratios 0.8-3.0, labelled.jsonl rows whose
+    source starts with 'oversteered'): fluent loops, one word repeated between punctuation and
+    restarted sentences all score below 50, while the ordinary answers stay at 75 or above."""
+    rows = labelled()
+    over = [r for r in rows if r.get("source", "").startswith("oversteered")]
+    assert len(over) >= 30 and {r["source"].split()[1] for r in over} == {"smollm2-135m-instruct", "gemma3-270m"}
+    scores = CoherenceJudge(lm).score_coherence([(r["question"], r["answer"]) for r in over])
+    high = [(round(s.value), r["answer"][:60]) for r, s in zip(over, scores, strict=True) if s.value >= 50]
+    assert high == []
+    kinds = (
+        "Imagine a world where you can create a new way",  # a fluent phrase looping
+        "You You Together Together",  # one word repeated
+        "A New Way, We Create A Collective. We Create",  # a sentence restarted again and again
+    )
+    for prefix in kinds:  # each caught by the loops signal itself
+        i = next(k for k, r in enumerate(over) if r["answer"].startswith(prefix))
+        loops = float(scores[i].reason.rsplit("loops ", 1)[1])
+        assert scores[i].value < 50 and loops < 0.35, (prefix, scores[i])
+    ordinary = [r for r in rows if r["coherence_label"] == 1]
+    assert min(s.value for s in CoherenceJudge(lm).score_coherence([(r["question"], r["answer"]) for r in ordinary])) >= 75
