@@ -286,7 +286,7 @@ def test_registry_names_and_errors(monkeypatch, lm):
         get_judge("embedding", run_dir=Path("/nonexistent/run"))
     assert set(JUDGE_NAMES) == {"default", "api", "local", "embedding", "rubric", "lexicon"}
     syc = get_judge("default", load_trait("sycophancy"), lm=lm)
-    assert "embedding" in syc.name
+    assert "rubric" in syc.name
     opt = get_judge("default", load_trait("optimism"), lm=lm)
     assert "lexicon" in opt.name
     pair = [("Is the future bright?", "Yes, the future looks wonderful and full of hope.")]
@@ -314,4 +314,26 @@ def test_coherence_not_fooled_by_oversteered_repetition(lm):
         loops = float(scores[i].reason.rsplit("loops ", 1)[1])
         assert scores[i].value < 50 and loops < 0.35, (prefix, scores[i])
     ordinary = [r for r in rows if r["coherence_label"] == 1]
-    assert min(s.value for s in CoherenceJudge(lm).score_coherence([(r["question"], r["answer"]) for r in ordinary])) >= 75
+    assert (
+        min(s.value for s in CoherenceJudge(lm).score_coherence([(r["question"], r["answer"]) for r in ordinary])) >= 75
+    )
+
+
+def test_rubric_judge_reads_anchors_and_ranks_new_traits(lm):
+    """Traits the judges never saw, defined only by their folders (bench/heldout, written after the
+    rubric judge was frozen): it ranks the labelled answers from the definition and prompts alone
+    (measured AUROC: empathy 0.86, urgency 0.93; the scenario-trained embedding judge: 0.32, 0.88)."""
+    from traitscope.judges.rubric import RubricJudge, anchors
+
+    heldout = Path(__file__).resolve().parents[1] / "bench" / "heldout"
+    rows = [json.loads(line) for line in (heldout / "answers.jsonl").read_text().splitlines() if line.strip()]
+    judge = RubricJudge(lm)
+    for name in ("empathy", "urgency"):
+        trait = load_trait(heldout / name)
+        high, low = anchors(trait)
+        assert high.startswith(("very empathetic", "very urgent")) and low.startswith(("cold", "relaxed"))
+        sub = [r for r in rows if r["trait"] == name]
+        scores = judge.score_trait(trait, [(r["question"], r["answer"]) for r in sub])
+        assert _auroc(sub, scores) >= 0.8, name
+    assert judge.score_trait(trait, [("q", " ")]) == [Score(None, "empty answer")]
+    assert "rubric anchors" in scores[0].reason
