@@ -21,11 +21,22 @@ def make_run_root(lm, root: Path) -> Path:
     norms = measure_act_norms(lm, "residual", list(LAYERS))
     for k, (trait, best) in enumerate(TRAITS.items()):
         g = torch.Generator().manual_seed(100 + k)
-        vecs = {layer: torch.nn.functional.normalize(torch.randn(lm.hidden_size, generator=g), dim=0) for layer in LAYERS}
+        vecs = {
+            layer: torch.nn.functional.normalize(torch.randn(lm.hidden_size, generator=g), dim=0) for layer in LAYERS
+        }
         prov = Provenance(
-            trait=trait, method="probe", site="residual", position="response[:]", model=lm.name,
-            model_type=lm.model_type, n_layers=lm.n_layers, hidden_size=lm.hidden_size, dim=lm.hidden_size,
-            layers=list(LAYERS), act_norms={str(k): v for k, v in norms.items()}, tool_version=__version__,
+            trait=trait,
+            method="probe",
+            site="residual",
+            position="response[:]",
+            model=lm.name,
+            model_type=lm.model_type,
+            n_layers=lm.n_layers,
+            hidden_size=lm.hidden_size,
+            dim=lm.hidden_size,
+            layers=list(LAYERS),
+            act_norms={str(k): v for k, v in norms.items()},
+            tool_version=__version__,
         )
         run = RunDir(root / lm.slug / trait)
         save_vectors(run.vector_file("response_all", "residual", "probe"), VectorSet(vecs, prov))

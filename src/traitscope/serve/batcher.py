@@ -51,14 +51,16 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def key(self) -> tuple:
-        """Jobs with equal keys may share a batch."""
+        """Jobs with equal keys may share a batch (as long as their monitor sites agree)."""
         if self.temperature <= 0:
-            sampling: tuple = ("greedy",)
-        elif self.seed is not None:
-            sampling = ("seeded", id(self))
-        else:
-            sampling = ("sample", self.temperature, self.top_p)
-        return (*sampling, self.plan.monitor_site if self.plan.monitor else None)
+            return ("greedy",)
+        if self.seed is not None:
+            return ("seeded", id(self))
+        return ("sample", self.temperature, self.top_p)
+
+    @property
+    def site(self) -> str | None:
+        return self.plan.monitor_site if self.plan.monitor else None
 
 
 class Batcher:
@@ -100,8 +102,15 @@ class Batcher:
                 self._pending.popleft()
             if not self._pending:
                 return []
-            key = self._pending[0].key()
-            jobs = [j for j in self._pending if j.key() == key and not j.cancelled.is_set()][: self.max_batch]
+            key, site = self._pending[0].key(), self._pending[0].site
+            jobs: list[Job] = []
+            for job in self._pending:
+                if len(jobs) == self.max_batch:
+                    break
+                if job.cancelled.is_set() or job.key() != key or (site and job.site and job.site != site):
+                    continue
+                jobs.append(job)
+                site = site or job.site
             taken = {id(j) for j in jobs}
             self._pending = deque(j for j in self._pending if id(j) not in taken and not j.cancelled.is_set())
             return jobs

@@ -1,0 +1,1 @@
+"""`traitscope sweep` (placeholder until the sweep runner lands)."""
