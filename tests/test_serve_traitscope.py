@@ -15,9 +15,9 @@ import httpx
 import openai
 import pytest
 import torch
-from _runroot import TRAITS, make_run_root
 
-from traitscope.monitor import VectorBank, generate_monitored, load_bank
+from _runroot import TRAITS, make_run_root
+from traitscope.monitor import GenerationConfig, VectorBank, forced_monitored, generate_monitored, load_bank
 from traitscope.serve import BackgroundServer, create_app
 from traitscope.serve.openai_compat import ChatMessage, chat_prompt_ids
 from traitscope.steering import SteeringSpec, build_terms, steer
@@ -87,9 +87,7 @@ def test_steer_and_monitor_equal_the_library(client, lm, run_root):
     ids = chat_prompt_ids(lm, [ChatMessage(role="user", content=Q)])
     bank = load_bank(lm, run_root, list(TRAITS))
     with steer(lm, SteeringSpec(_steer_terms(lm, run_root, 10, 0.4))):
-        mon = generate_monitored(lm, [ids], bank, __import__("traitscope").monitor.GenerationConfig(max_new_tokens=8))[
-            0
-        ]
+        mon = generate_monitored(lm, [ids], bank, GenerationConfig(max_new_tokens=8))[0]
     assert r.choices[0].message.content == lm.tokenizer.decode(mon.response_ids, skip_special_tokens=True)
     assert r.usage.completion_tokens == len(mon.response_ids)
     for trait, best in TRAITS.items():
@@ -156,7 +154,6 @@ def test_condition_score_is_the_prompt_projection(client, lm, run_root):
     ids = chat_prompt_ids(lm, [ChatMessage(role="user", content=Q)])
     vset = load_vectors(RunDir(run_root / lm.slug / "refusal").vector_file("response_all", "residual", "probe"))
     bank = VectorBank.from_vectors("residual", {"refusal": {15: vset[15]}})
-    from traitscope.monitor import forced_monitored
 
     dots = forced_monitored(lm, ids, [], bank).dots[15][1:, 0]
     assert r.traitscope["condition_score"] == pytest.approx(float(dots.mean()), abs=1e-4)

@@ -205,8 +205,9 @@ def load_model(
 ) -> LoadedModel:
     """Load a model by bundled alias, directory or hub id; float32 on CPU, bfloat16 on CUDA.
     ``device_map``/``max_memory`` spread it over devices (see :mod:`traitscope.models.placement`)."""
-    from traitscope.models.placement import check_device_map, placement_kwargs
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from traitscope.models.placement import check_device_map, placement_kwargs
 
     name = name or DEFAULT_MODEL
     check_device_map(device_map)
