@@ -1,6 +1,6 @@
 """Registers every sub-command on the Typer app (one module per area)."""
 
-from traitscope.cli import (  # noqa: F401  # noqa: F401
+from traitscope.cli import (  # noqa: F401
     extract_cmd,
     judge_cmd,
     models_cmd,
