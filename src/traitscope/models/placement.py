@@ -5,7 +5,9 @@ layer's output wherever it ran, and inputs go to the device of the input embeddi
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ def placement_kwargs(device_map: str | None, max_memory: dict[int | str, str] | 
         return {}
     cache.mkdir(parents=True, exist_ok=True)
     offload = Path(tempfile.mkdtemp(prefix="offload-", dir=cache))
+    atexit.register(shutil.rmtree, offload, ignore_errors=True)  # offloaded weights are a copy
     return {
         "device_map": check_device_map(device_map) or "auto",
         "max_memory": max_memory,
@@ -69,4 +72,4 @@ def offloaded(model: torch.nn.Module) -> dict[str, str | int]:
     """The parts of a dispatched model that are not on the first device ({} when not dispatched)."""
     device_map = getattr(model, "hf_device_map", None) or {}
     first = next(iter(device_map.values()), None)
-    return {name: dev for name, dev in device_map.items() if dev != first}
+    return {name: dev for name, dev in device_map.items() if dev != first or dev == "disk"}
