@@ -226,6 +226,8 @@ BAD = [
     (_body({"monitor": {"traits": ["optimism"], "layers": "3"}}), 400, "traitscope.monitor.layers", "no vector"),
     (_body({"condition": {"trait": "nope"}}), 400, "traitscope.condition.trait", "unknown trait"),
     (_body({"steer": [{**STEER, "site": "elsewhere"}]}), 400, "traitscope.steer[0]", "site"),
+    (_body({"steer": [{**STEER, "trait": "../optimism"}]}), 400, "traitscope.steer[0].trait", "pattern"),
+    (_body({"monitor": {"traits": ["optimism"], "method": "../../x"}}), 400, "traitscope.monitor.method", "pattern"),
     (_body(seed=2**64), 400, "seed", "less than or equal"),
     (_body(max_tokens=65), 400, "max_tokens", "cap of 64"),
 ]
@@ -305,7 +307,7 @@ def test_full_queue_gets_429(small_server, lm):
     assert ask(c, lm, max_tokens=2).choices[0].message.content
 
 
-@pytest.mark.parametrize("small_server", [{"timeout_s": 0.2, "max_tokens_cap": 2000}], indirect=True)
+@pytest.mark.parametrize("small_server", [{"timeout_s": 2.0, "max_tokens_cap": 2000}], indirect=True)
 def test_timeout_gets_504_and_the_server_goes_on(small_server, lm):
     body = _body(max_tokens=1500, messages=[{"role": "user", "content": "Write a very long story about a dragon."}])
     r = httpx.post(small_server.base_url + "/chat/completions", json=body, timeout=60)

@@ -157,6 +157,7 @@ class _Row:
     def __init__(self, job: Job, index: int, lm: LoadedModel, cols: dict[str, list[tuple[str, int, int]]]) -> None:
         self.job, self.b, self.lm = job, index, lm
         self.cols = cols  # public trait -> [(layer key, layer, column)]
+        self.thresholds = {tv.trait: tv.threshold for tv in reversed(job.plan.monitor)}  # first layer's
         self.tokens: list[int] = []
         self.logprobs: list[dict[str, Any]] = []
         self.values: dict[str, dict[int, list[float]]] = {t: {} for t in cols}
@@ -187,6 +188,7 @@ class _Row:
         data: dict[str, Any] = {"text": delta, "token_ids": self.tokens[start : self.emitted]}
         if values is not None:
             data["values"] = values
+            data["thresholds"] = self.thresholds
         if self.job.top_logprobs is not None:
             data["logprobs"] = self.logprobs[start : self.emitted]
         if delta or data["token_ids"]:
@@ -206,7 +208,7 @@ class _Row:
                 str(layer): {"per_token": v, "mean": (sum(v) / len(v)) if v else None} for layer, v in by_layer.items()
             }
             first = next(iter(per_layer))
-            scores[trait] = {"layer": int(first), **per_layer[first]}
+            scores[trait] = {"layer": int(first), **per_layer[first], "threshold": self.thresholds[trait]}
             if len(per_layer) > 1:
                 scores[trait]["layers"] = per_layer
         return {

@@ -223,7 +223,10 @@ class Server:
                     yield f"data: {json.dumps(exc.body())}\n\n"
                     return
                 if event == "token":
-                    values = {t: {"per_token": [v[next(iter(v))]]} for t, v in data.get("values", {}).items()}
+                    values = {
+                        t: {"layer": next(iter(v)), "per_token": [v[next(iter(v))]], "threshold": data["thresholds"][t]}
+                        for t, v in data.get("values", {}).items()
+                    }
                     yield chunk(
                         {"content": data["text"]},
                         logprobs=_choice_logprobs(data.get("logprobs")),

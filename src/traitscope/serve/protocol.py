@@ -4,7 +4,7 @@ and OpenAI-shaped errors whose ``param`` names the offending field (``traitscope
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,23 +75,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# names that become path segments under the run root: plain names only
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
 class SteerOption(_Strict):
     """One steering term, as ``traitscope steer`` takes it."""
 
-    trait: str = Field(min_length=1, max_length=200)
+    trait: str = Field(min_length=1, max_length=200, pattern=NAME)
     layers: str | int = "30%"
     ratio: float | None = None
     coef: float | None = None
     mode: Literal["weighted", "orthogonal"] = "weighted"
-    method: str = Field(default="probe", max_length=100)
+    method: str = Field(default="probe", max_length=100, pattern=NAME)
     site: str = Field(default="residual", max_length=100)
     position: str = Field(default="response[:]", max_length=100)
 
 
 class MonitorOption(_Strict):
-    traits: list[str] = Field(min_length=1)
+    traits: list[Annotated[str, Field(min_length=1, max_length=200, pattern=NAME)]] = Field(min_length=1)
     layers: str | int = "best"  # each trait's best layer, or a layer spec
-    method: str = Field(default="probe", max_length=100)
+    method: str = Field(default="probe", max_length=100, pattern=NAME)
     site: str = Field(default="residual", max_length=100)
     position: str = Field(default="response[:]", max_length=100)
 
@@ -101,11 +105,11 @@ class ConditionOption(_Strict):
     ``layer``, default its best) is >= ``threshold`` (<= with ``below``); the default threshold is
     the trait's class midpoint from its extraction rollouts."""
 
-    trait: str = Field(min_length=1, max_length=200)
+    trait: str = Field(min_length=1, max_length=200, pattern=NAME)
     threshold: float | None = None
     layer: int | None = None
     below: bool = False
-    method: str = Field(default="probe", max_length=100)
+    method: str = Field(default="probe", max_length=100, pattern=NAME)
     site: str = Field(default="residual", max_length=100)
     position: str = Field(default="response[:]", max_length=100)
 

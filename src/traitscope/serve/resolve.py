@@ -50,7 +50,10 @@ class TraitSource:
 
     def traits(self) -> list[str]:
         base = self._base()
-        return sorted(p.name for p in base.iterdir() if (p / "vectors").is_dir()) if base.is_dir() else []
+        if not base.is_dir():
+            return []
+        inside = [p for p in base.iterdir() if p.resolve().is_relative_to(base.resolve())]
+        return sorted(p.name for p in inside if (p / "vectors").is_dir())
 
     def _base(self) -> Path:
         if self.run_root is None:
@@ -59,7 +62,8 @@ class TraitSource:
 
     def _trait_dir(self, trait: str, param: str) -> Path:
         run = self._base() / Path(trait).name
-        if Path(trait).name != trait or not (run / "vectors").is_dir():
+        inside = run.resolve().is_relative_to(self._base().resolve())  # a symlink out of the root is no trait
+        if Path(trait).name != trait or not inside or not (run / "vectors").is_dir():
             have = ", ".join(self.traits()) or f"none (no runs under {self._base()})"
             raise bad(f"unknown trait {trait!r} for model {self.lm.name}; traits available: {have}", param)
         return run
