@@ -15,7 +15,7 @@ from traitscope.errors import TraitscopeError
 from traitscope.generation import SamplingConfig, generate_ids
 from traitscope.models import load_model
 from traitscope.models.placement import offloaded, parse_max_memory
-from traitscope.monitor import GenerationConfig, VectorBank, generate_monitored
+from traitscope.monitor import VectorBank, generate_monitored
 from traitscope.steering import SteeringSpec, SteerTerm, steer
 
 PROMPTS = ["What is the capital of France?", "Name three colours."]
@@ -51,7 +51,7 @@ def test_capture_steering_monitor_match_the_whole_model(spread, lm):
         got = generate_ids(spread, ids, cfg)
     assert got == want and want != generate_ids(lm, ids, cfg)
     bank = VectorBank.from_vectors("residual", {"t": {26: vec, 5: vec}})
-    gen = GenerationConfig(max_new_tokens=6)
+    gen = SamplingConfig(max_new_tokens=6)
     for x, y in zip(generate_monitored(lm, ids, bank, gen), generate_monitored(spread, ids, bank, gen), strict=True):
         assert x.response_ids == y.response_ids
         for layer in (5, 26):

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from _runroot import TRAITS, make_run_root
-from traitscope.monitor import GenerationConfig, VectorBank, forced_monitored, generate_monitored, load_bank
+from traitscope.generation import SamplingConfig
+from traitscope.monitor import VectorBank, forced_monitored, generate_monitored, load_bank
 from traitscope.serve import BackgroundServer, create_app
 from traitscope.serve.openai_compat import ChatMessage, chat_prompt_ids
 from traitscope.steering import SteeringSpec, build_terms, steer
@@ -87,7 +88,7 @@ def test_steer_and_monitor_equal_the_library(client, lm, run_root):
     ids = chat_prompt_ids(lm, [ChatMessage(role="user", content=Q)])
     bank = load_bank(lm, run_root, list(TRAITS))
     with steer(lm, SteeringSpec(_steer_terms(lm, run_root, 10, 0.4))):
-        mon = generate_monitored(lm, [ids], bank, GenerationConfig(max_new_tokens=8))[0]
+        mon = generate_monitored(lm, [ids], bank, SamplingConfig(max_new_tokens=8))[0]
     assert r.choices[0].message.content == lm.tokenizer.decode(mon.response_ids, skip_special_tokens=True)
     assert r.usage.completion_tokens == len(mon.response_ids)
     for trait, best in TRAITS.items():

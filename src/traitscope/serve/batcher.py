@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
+from traitscope.generation import SamplingConfig
 from traitscope.models.loader import LoadedModel
-from traitscope.monitor import GenerationConfig, TraitVector, VectorBank, forced_monitored, run_steps
+from traitscope.monitor import TraitVector, VectorBank, forced_monitored, run_steps
 from traitscope.serve.protocol import ApiError
 from traitscope.serve.resolve import RowPlan
 from traitscope.serve.tokens import TokenText, first_stop, held_back, logprob_entry
@@ -289,7 +290,7 @@ def run_batch(lm: LoadedModel, jobs: list[Job]) -> None:
     rows, bank = _rows(lm, jobs)
     first = jobs[0]
     seed = first.seed if first.seed is not None else random.randrange(2**31)
-    cfg = GenerationConfig(max(j.max_tokens for j in jobs), first.temperature, first.top_p, seed)
+    cfg = SamplingConfig(max(j.max_tokens for j in jobs), first.temperature, first.top_p, seed)
     eos, token_text = set(lm.eos_ids), TokenText(lm.tokenizer)
     with _steering(lm, rows), closing(run_steps(lm, [j.prompt_ids for j in jobs], bank, cfg)) as steps:
         for step in steps:
