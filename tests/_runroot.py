@@ -38,7 +38,12 @@ def make_run_root(lm, root: Path) -> Path:
             act_norms={str(k): v for k, v in norms.items()},
             tool_version=__version__,
         )
-        run = RunDir(root / lm.slug / trait)
+        run = RunDir.of(lm.slug, trait, root)
         save_vectors(run.vector_file("response_all", "residual", "probe"), VectorSet(vecs, prov))
-        run.evaluation.write_text(json.dumps({"best": {"residual/probe": {"layer": best}}}))
+        results = [
+            {"site": "residual", "method": "probe", "layer": layer, "auroc": 0.9 if layer == best else 0.6,
+             "effect_size": 1.0}
+            for layer in LAYERS
+        ]  # fmt: skip
+        run.evaluation.write_text(json.dumps({"position": "response[:]", "results": results}))
     return root

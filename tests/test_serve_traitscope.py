@@ -69,7 +69,7 @@ def ask(client, lm, content: str = Q, ts: dict | None = None, **kw):
 
 
 def _steer_terms(lm, run_root, layer: int, ratio: float):
-    vset = load_vectors(RunDir(run_root / lm.slug / "optimism").vector_file("response_all", "residual", "probe"))
+    vset = load_vectors(RunDir.of(lm.slug, "optimism", run_root).vector_file("response_all", "residual", "probe"))
     return build_terms(vset, [layer], ratio)
 
 
@@ -153,7 +153,7 @@ def test_condition_gates_steering(client, lm, below):
 def test_condition_score_is_the_prompt_projection(client, lm, run_root):
     r = ask(client, lm, ts={"steer": [STEER], "condition": {"trait": "refusal", "layer": 15}}, max_tokens=2)
     ids = chat_prompt_ids(lm, [ChatMessage(role="user", content=Q)])
-    vset = load_vectors(RunDir(run_root / lm.slug / "refusal").vector_file("response_all", "residual", "probe"))
+    vset = load_vectors(RunDir.of(lm.slug, "refusal", run_root).vector_file("response_all", "residual", "probe"))
     bank = VectorBank.from_vectors("residual", {"refusal": {15: vset[15]}})
 
     dots = forced_monitored(lm, ids, [], bank).dots[15][1:, 0]

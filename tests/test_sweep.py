@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from traitscope.store import RunDir, read_jsonl
+from traitscope.store.layout import sweep_index
 from traitscope.sweep import SweepSettings, plan_jobs, run_sweep
 from traitscope.sweep.worker import FAULT_ENV
 
@@ -33,7 +34,7 @@ MODEL = "smollm2-135m-instruct"
 
 
 def _results(root, trait):
-    run = RunDir(root / "smollm2-135m-instruct" / trait)
+    run = RunDir.of(MODEL, trait, root)
     rows = read_jsonl(run.steering_results)
     return rows, json.loads(run.evaluation.read_text())["best"]
 
@@ -46,7 +47,7 @@ def local_root(tmp_path_factory):
 
 
 def test_local_sweep_writes_the_cli_files(local_root):
-    index = json.loads((local_root / "sweep.json").read_text())["jobs"]
+    index = json.loads(sweep_index(local_root).read_text())["jobs"]
     assert [j["trait"] for j in index] == TRAITS
     for trait in TRAITS:
         rows, best = _results(local_root, trait)
@@ -58,15 +59,15 @@ def test_local_sweep_writes_the_cli_files(local_root):
 def test_ray_sweep_equals_local_and_a_killed_worker_is_retried(local_root, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray", reason="Ray is optional; this test needs it")
     root = tmp_path / "sweep-ray"
-    monkeypatch.setenv(FAULT_ENV, "2")  # each job's first attempt dies after writing 2 result lines
+    faults = tmp_path / "faults"
+    monkeypatch.setenv(FAULT_ENV, f"2,{faults}")  # each job's first attempt dies after writing 2 result lines
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     try:
         run_sweep(plan_jobs(TRAITS, [MODEL], ["extract", "steer-eval"], root, TINY), "ray", num_cpus=1)
     finally:
         ray.shutdown()
     for trait in TRAITS:
-        run_dir = root / MODEL / trait
-        assert (run_dir / ".sweep-fault-fired").exists()  # the worker really died once
+        assert (faults / f"{MODEL}--{trait}").exists()  # the worker really died once
         rows, best = _results(root, trait)
         local_rows, local_best = _results(local_root, trait)
         assert [r["config"]["id"] for r in rows] == [r["config"]["id"] for r in local_rows]  # no duplicates

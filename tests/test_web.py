@@ -302,6 +302,15 @@ def live_chat(site, traitscope: dict, prompt: str = "Say something cheerful.", m
     return chunks
 
 
+def hooks_removed(lm, wait_s: float = 30.0) -> bool:
+    """The batch a request ran in detaches its hooks once every row is done (a row's answer can
+    arrive a moment before that)."""
+    deadline = time.monotonic() + wait_s
+    while active_hook_count(lm) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return active_hook_count(lm) == 0
+
+
 def _tokens(chunks: list[dict]) -> list[dict]:
     return [c["traitscope"] for c in chunks if c.get("traitscope", {}).get("token_ids")]
 
@@ -323,7 +332,7 @@ def test_live_stream_loads_the_model_lazily_and_streams_tokens(site):
     again = _tokens(live_chat(site, {"monitor": {"traits": ["optimism"], "layers": "14"}}))
     assert site.loads == [site.slug]  # loaded once, reused
     assert [t["token_ids"] for t in again] == [t["token_ids"] for t in tokens]  # greedy: same tokens
-    assert active_hook_count(site.lm) == 0
+    assert hooks_removed(site.lm)
     url = f"{site.url}/api/live/v1/{site.slug}/chat/completions"
     bad = httpx.post(url, json={"messages": [], "stream": True}, timeout=30)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "messages"
@@ -378,7 +387,7 @@ def test_live_steering_changes_what_the_monitor_reads(site):
     a = final[0]["traitscope"]["trait_scores"]["optimism"]["per_token"]
     b = final[1]["traitscope"]["trait_scores"]["optimism"]["per_token"]
     assert abs(a[0] - b[0]) > 1e-3  # the push at layer 4 reaches layer 14 on the first token
-    assert active_hook_count(site.lm) == 0
+    assert hooks_removed(site.lm)
     body = {
         "messages": [{"role": "user", "content": "hi"}],
         "traitscope": {"steer": [{"trait": "optimism", "layers": "4", "ratio": float("inf")}]},
@@ -515,7 +524,7 @@ def test_live_view(page, site, output_dir):
         assert "steered: optimism L4 ratio 1" in page.locator("#live-status").inner_text()
         page.screenshot(path=str(output_dir / "web-live-steered.png"), full_page=True)
     assert page.errors == []
-    assert active_hook_count(site.lm) == 0
+    assert hooks_removed(site.lm)
 
 
 # ---------------------------------------------------------------- the `view` command

@@ -36,6 +36,7 @@ def sweep(
     """Split the grid traits x models into jobs and run each through the same code as `extract` and
     `steer-eval`, into the same run-root files. Re-running resumes; with --backend ray a job whose
     worker dies is retried."""
+    from traitscope.store.layout import sweep_index
     from traitscope.sweep import SweepSettings, plan_jobs, run_sweep
 
     try:
@@ -69,4 +70,4 @@ def sweep(
     if json_out:
         emit_json({"jobs": results})
     else:
-        console.print(f"{len(results)} job(s) done; index: {run_root / 'sweep.json'}")
+        console.print(f"{len(results)} job(s) done; index: {sweep_index(run_root)}")

@@ -9,7 +9,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from traitscope.activations import parse_layers, parse_position
 from traitscope.errors import TraitscopeError
 from traitscope.models.loader import LoadedModel
 from traitscope.models.sites import check_site
@@ -23,8 +22,10 @@ from traitscope.serve.protocol import (
     TraitscopeOptions,
     bad,
 )
+from traitscope.specs import parse_layers, parse_position
 from traitscope.steering import SteerTerm, build_terms
 from traitscope.store import RunDir, VectorSet, load_vectors
+from traitscope.store.layout import model_dir
 
 
 @dataclass
@@ -53,17 +54,17 @@ class TraitSource:
         if not base.is_dir():
             return []
         inside = [p for p in base.iterdir() if p.resolve().is_relative_to(base.resolve())]
-        return sorted(p.name for p in inside if (p / "vectors").is_dir())
+        return sorted(p.name for p in inside if RunDir(p).vectors_dir.is_dir())
 
     def _base(self) -> Path:
         if self.run_root is None:
             raise bad("this server was started without --run-root, so it has no trait vectors", "traitscope")
-        return self.run_root / self.slug
+        return model_dir(self.run_root, self.slug)
 
-    def _trait_dir(self, trait: str, param: str) -> Path:
-        run = self._base() / Path(trait).name
-        inside = run.resolve().is_relative_to(self._base().resolve())  # a symlink out of the root is no trait
-        if Path(trait).name != trait or not inside or not (run / "vectors").is_dir():
+    def _trait_dir(self, trait: str, param: str) -> RunDir:
+        run = RunDir.of(self.slug, trait, self._base().parent)
+        inside = run.root.resolve().is_relative_to(self._base().resolve())  # a symlink out of the root is no trait
+        if Path(trait).name != trait or not inside or not run.vectors_dir.is_dir():
             have = ", ".join(self.traits()) or f"none (no runs under {self._base()})"
             raise bad(f"unknown trait {trait!r} for model {self.lm.name}; traits available: {have}", param)
         return run
@@ -73,11 +74,11 @@ class TraitSource:
     ) -> VectorSet:
         run = self._trait_dir(trait, trait_param or f"{param}.trait")
         try:
-            path = RunDir(run).vector_file(parse_position(position).slug, check_site(site), method)
+            path = run.vector_file(parse_position(position), check_site(site), method)
         except TraitscopeError as exc:
             raise bad(str(exc), param) from None
         if not path.is_file():
-            have = ", ".join(sorted(str(p.relative_to(run / "vectors")) for p in RunDir(run).vector_files()))
+            have = ", ".join(sorted(str(p.relative_to(run.vectors_dir)) for p in run.vector_files()))
             raise bad(f"{trait}: no {site}/{method} vectors at position {position}; files there: {have}", param)
         key = (str(path), path.stat().st_mtime_ns)
         if key not in self._vsets:

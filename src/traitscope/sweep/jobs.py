@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from traitscope.errors import TraitscopeError
-from traitscope.models.registry import model_slug
+from traitscope.store.layout import RunDir, model_slug
 
 STAGES = ("extract", "steer-eval")
 
@@ -49,8 +49,8 @@ class SweepJob:
         return f"{model_slug(self.model)}/{Path(self.trait).name}"
 
     @property
-    def run_dir(self) -> Path:
-        return Path(self.run_root) / model_slug(self.model) / Path(self.trait).name
+    def run(self) -> RunDir:
+        return RunDir.of(self.model, self.trait, self.run_root)
 
 
 def plan_jobs(

@@ -12,6 +12,7 @@ from typing import Any
 
 from traitscope.errors import TraitscopeError
 from traitscope.store.atomic import atomic_write_text
+from traitscope.store.layout import sweep_index
 from traitscope.sweep.jobs import SweepJob
 from traitscope.sweep.worker import run_job
 
@@ -76,5 +77,5 @@ def run_sweep(
     roots = {Path(job.run_root) for job in jobs}
     for root in roots:
         mine = [r for r, job in zip(results, jobs, strict=True) if Path(job.run_root) == root]
-        atomic_write_text(root / "sweep.json", json.dumps({"jobs": mine}, indent=2, default=str))
+        atomic_write_text(sweep_index(root), json.dumps({"jobs": mine}, indent=2, default=str))
     return results
