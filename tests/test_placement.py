@@ -4,6 +4,7 @@ numbers as the model loaded whole."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -71,3 +72,19 @@ def test_cli_rejects_bad_max_memory(tmp_path):
     cmd = [sys.executable, "-m", "traitscope", "serve", "--max-memory", "lots", "--run-root", str(tmp_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--max-memory 'lots'" in r.stderr
+
+
+def test_monitor_command_with_offload_matches(lm, tmp_path):
+    from _runroot import make_run_root
+
+    root = make_run_root(lm, tmp_path / "runs")
+    base = [sys.executable, "-m", "traitscope", "monitor", "--traits", "optimism,refusal", "--run-root", str(root),
+            "--prompt", "Describe a sunny morning.", "--max-new-tokens", "6", "--json"]  # fmt: skip
+    outs = []
+    for extra, out in (([], "whole"), (["--device-map", "auto", "--max-memory", "cpu=200MB"], "spread")):
+        r = subprocess.run([*base, "--out", str(tmp_path / out), *extra], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        outs.append(json.loads(r.stdout)["traces"][0]["summaries"])
+    for trait, by_layer in outs[0].items():
+        for layer, summary in by_layer.items():
+            assert outs[1][trait][layer]["mean"] == pytest.approx(summary["mean"], abs=1e-3)

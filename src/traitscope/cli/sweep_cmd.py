@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.extract_cmd import split_list
-from traitscope.errors import TraitscopeError
+from traitscope.cli.common import DEVICE_MAP_OPT, MAX_MEMORY_OPT, floats, split_list
 from traitscope.models.registry import DEFAULT_MODEL
 
 
@@ -32,17 +31,17 @@ def sweep(
     questions: int | None = typer.Option(None, help="Use only the first N steering questions."),
     batch_size: int = typer.Option(16),
     json_out: bool = typer.Option(False, "--json"),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Split the grid traits x models into jobs and run each through the same code as `extract` and
     `steer-eval`, into the same run-root files. Re-running resumes; with --backend ray a job whose
     worker dies is retried."""
+    from traitscope.models.placement import check_device_map, parse_max_memory
     from traitscope.store.layout import sweep_index
     from traitscope.sweep import SweepSettings, plan_jobs, run_sweep
 
-    try:
-        ratio_list = tuple(float(r) for r in split_list(ratios, "ratios"))
-    except ValueError:
-        raise TraitscopeError(f"--ratios {ratios!r}: expected comma-separated numbers such as 0.2,0.4") from None
+    ratio_list = tuple(floats(ratios, "ratios"))
     settings = SweepSettings(
         layers=layers,
         sites=split_list(components, "components"),
@@ -55,6 +54,8 @@ def sweep(
         judge=judge,
         questions=questions,
         batch_size=batch_size,
+        device_map=check_device_map(device_map),
+        max_memory=max_memory if parse_max_memory(max_memory) else None,  # checked here, parsed in each job
     )
     jobs = plan_jobs(
         list(split_list(traits, "traits")),

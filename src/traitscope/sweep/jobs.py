@@ -31,6 +31,8 @@ class SweepSettings:
     judge: str = "default"
     questions: int | None = None
     steer_tokens: int = 48
+    device_map: str | None = None
+    max_memory: str | None = None  # as --max-memory spells it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

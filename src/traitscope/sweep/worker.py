@@ -68,13 +68,15 @@ def run_job(job: SweepJob) -> dict[str, Any]:
     import torch
 
     from traitscope.models import load_model
+    from traitscope.models.placement import parse_max_memory
     from traitscope.store import locked
     from traitscope.traits import load_trait
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     start = time.perf_counter()
     trait = load_trait(job.trait)
-    lm = load_model(job.model)
+    s = job.settings
+    lm = load_model(job.model, device_map=s.device_map, max_memory=parse_max_memory(s.max_memory))
     out: dict[str, Any] = {"job": job.name, "model": lm.name, "trait": trait.name, "run_dir": str(job.run.root)}
     with locked(job.run.root):
         for stage in job.stages:
