@@ -28,6 +28,8 @@ def load(model: str, device_map: str | None = None, max_memory: str | None = Non
     from traitscope.models.placement import check_device_map, parse_max_memory
 
     memory = parse_max_memory(max_memory)
+    if device_map is None and memory is None:
+        return load_model(model)
     return load_model(model, device_map=check_device_map(device_map), max_memory=memory)
 
 
