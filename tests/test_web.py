@@ -567,3 +567,22 @@ def test_view_command_serves_the_run_root_on_localhost(site, tmp_path):
             _, err = proc.communicate(timeout=60)
             lines = [line for line in err.splitlines() if line.strip()]
             assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], err
+
+
+def test_every_interface_keeps_the_host_check_and_warns(site, lm):
+    """`view --host 0.0.0.0` used to accept any Host header silently; now it warns and accepts only
+    this machine's names and addresses."""
+    app = create_app(site.root, loader=lambda slug: lm, host="0.0.0.0")
+    with Server(app) as server:
+        status, _ = raw_get(server.port, "/api/runs", {"Host": "evil.example"})
+        assert status == 421
+        status, _ = raw_get(server.port, "/api/runs", {"Host": f"{socket.gethostname()}:{server.port}"})
+        assert status == 200
+    with socket.socket() as busy:  # the command stops at the busy port, after its warning
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        proc = _cli(str(site.root), "--host", "0.0.0.0", "--port", str(busy.getsockname()[1]),
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        out, err = proc.communicate(timeout=60)
+    assert "warning: --host 0.0.0.0" in out and "answers only to Host" in out, out + err
+    assert proc.returncode == 2

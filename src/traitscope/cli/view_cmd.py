@@ -30,7 +30,8 @@ def view(
         names = ", ".join(sorted(allowed_hosts(host) - LOCAL_HOSTS)) or host
         console.print(
             f"[yellow]warning:[/] --host {host}: the dashboard (run files and the Live view's model) is open to "
-            f"anyone who can reach this machine; it answers only to Host {names} and the local names"
+            f"anyone who can reach this machine; it answers only to Host {names} and the local names",
+            soft_wrap=True,
         )
     sock = bind(host, port)  # a busy port fails here, as one line
     shown = f"[{host}]" if ":" in host else host
