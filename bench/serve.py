@@ -8,7 +8,7 @@ Prints `name: value` lines:
   serve batching speedup         batched / sequential (target >= 3)
   plain tokens/s (16 clients)    16 concurrent plain requests
   steer+monitor tokens/s         the same with steering at one layer + 3 traits monitored at each's best layer
-  serve steer overhead           steer+monitor / plain (target >= 0.9)
+  serve steer overhead           steer+monitor / plain (target >= 0.9); also with 1 client, one request at a time
   p50/p95 latency s @ N clients  N clients in a closed loop, each sending requests back to back
   ray 1 replica / 2 replicas tokens/s, ray 2 vs 1   (with --ray: a local Ray cluster on this machine)
 Tokens are completion tokens actually generated (a request may stop at EOS before --tokens). The
@@ -127,12 +127,14 @@ def bench_server(client: Client, args: argparse.Namespace, out: dict[str, float]
     plain = requests(args.clients, [None])
     steered = requests(args.clients, [STEER_MONITOR])
     concurrent(client, mixed[:4])  # warm-up
-    runs: dict[str, list[float]] = {k: [] for k in ("seq", "batch", "plain", "steer")}
+    runs: dict[str, list[float]] = {k: [] for k in ("seq", "batch", "plain", "steer", "plain1", "steer1")}
     for _ in range(args.repeats):
         runs["seq"].append(sequential(client, mixed))
         runs["batch"].append(concurrent(client, mixed))
         runs["plain"].append(concurrent(client, plain))
         runs["steer"].append(concurrent(client, steered))
+        runs["plain1"].append(sequential(client, plain[:4]))
+        runs["steer1"].append(sequential(client, steered[:4]))
     med = {k: statistics.median(v) for k, v in runs.items()}
     out["sequential tokens/s"] = med["seq"]
     out["batched tokens/s"] = med["batch"]
@@ -140,6 +142,9 @@ def bench_server(client: Client, args: argparse.Namespace, out: dict[str, float]
     out[f"plain tokens/s ({args.clients} clients)"] = med["plain"]
     out[f"steer+monitor tokens/s ({args.clients} clients)"] = med["steer"]
     out["serve steer overhead"] = med["steer"] / med["plain"]
+    out["plain tokens/s (1 client)"] = med["plain1"]
+    out["steer+monitor tokens/s (1 client)"] = med["steer1"]
+    out["serve steer overhead (1 client)"] = med["steer1"] / med["plain1"]
     for n in (1, 4, 16):
         lat = closed_loop(client, n, max(2, 16 // n))
         out[f"p50 latency s @ {n} clients"] = pct(lat, 0.5)
@@ -180,13 +185,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the server")
     parser.add_argument("--ray", action="store_true", help="also Ray Serve with 1 and 2 replicas")
+    parser.add_argument("--batch-wait-ms", type=float, default=20.0, help="the server's batch gathering window")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lm = load_model(args.model)
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = make_run_root(lm, Path(tmp))
-        app = create_app(lm, run_root=root, max_batch=args.clients)
+        app = create_app(lm, run_root=root, max_batch=args.clients, batch_wait_s=args.batch_wait_ms / 1000)
         with BackgroundServer(app) as server:
             bench_server(Client(server.base_url, lm.name, args.tokens), args, out)
         out["mean batch size"] = statistics.mean(app.state.batcher.batches)

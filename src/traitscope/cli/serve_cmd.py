@@ -35,6 +35,9 @@ def serve(
     port: int = typer.Option(8000, "--port", min=0, max=65535),
     max_batch: int = typer.Option(16, "--max-batch", min=1, max=256, help="Requests generated as one batch."),
     max_queue: int = typer.Option(64, "--max-queue", min=1, help="Waiting requests beyond this get 429."),
+    batch_wait_ms: float = typer.Option(
+        20.0, "--batch-wait-ms", min=0.0, max=1000.0, help="How long a batch waits for requests arriving with it."
+    ),
     max_tokens: int = typer.Option(1024, "--max-tokens", min=1, help="Cap on a request's max_tokens."),
     timeout: float = typer.Option(300.0, "--timeout", min=0.1, help="Seconds before a request gets 504."),
     api_key: str | None = typer.Option(
@@ -64,6 +67,7 @@ def serve(
         max_tokens_cap=max_tokens,
         max_batch=max_batch,
         max_queue=max_queue,
+        batch_wait_s=batch_wait_ms / 1000,
         timeout_s=timeout,
         api_key=api_key,
         host=host,

@@ -261,13 +261,14 @@ def create_app(
     host: str = DEFAULT_HOST,
     extra_hosts: tuple[str, ...] = (),
     model_slug: str | None = None,
+    batch_wait_s: float = 0.02,
 ) -> FastAPI:
     """The app for one model; ``app.state.batcher`` is its batcher (``close()`` it when done)."""
     name = model_name or lm.name
     app = FastAPI(
         title=f"traitscope OpenAI-compatible server ({name})", docs_url=None, redoc_url=None, openapi_url=None
     )
-    batcher = Batcher(lm, max_batch=max_batch, max_queue=max_queue)
+    batcher = Batcher(lm, max_batch=max_batch, max_queue=max_queue, gather_s=batch_wait_s)
     server = Server(lm, name, TraitSource(lm, run_root, model_slug), batcher, max_tokens_cap, timeout_s)
     app.state.batcher, app.state.server = batcher, server
     created = int(time.time())

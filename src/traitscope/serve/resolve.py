@@ -48,6 +48,7 @@ class TraitSource:
         self.run_root = Path(run_root) if run_root is not None else None
         self.slug = model_slug or lm.slug
         self._vsets: dict[tuple[str, int], VectorSet] = {}
+        self._banks: dict[tuple, list[TraitVector]] = {}
 
     def traits(self) -> list[str]:
         base = self._base()
@@ -124,19 +125,19 @@ class TraitSource:
         if layers not in (None, "best"):
             where = f"{param}.layer" if isinstance(opt, ConditionOption) else f"{param}.layers"
             self._layers(layers, vset, where)  # type: ignore[arg-type]
-        try:
-            return load_trait_vectors(
-                self.lm,
-                self.run_root,
-                trait,
-                opt.site,
-                opt.method,
-                opt.position,  # type: ignore[arg-type]
-                None if layers in (None, "best") else layers,
-                self.slug,  # type: ignore[arg-type]
-            )
-        except TraitscopeError as exc:
-            raise bad(str(exc), param) from None
+        run = self._trait_dir(trait, trait_param)
+        # the vectors, thresholds and best layer change only when the run's files do
+        stamps = tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in (run.evaluation, *run.vector_files()))
+        key = (trait, opt.site, opt.method, opt.position, str(layers), stamps)
+        if key not in self._banks:
+            try:
+                self._banks[key] = load_trait_vectors(
+                    self.lm, self.run_root, trait, opt.site, opt.method, opt.position,  # type: ignore[arg-type]
+                    None if layers in (None, "best") else layers, self.slug,  # type: ignore[arg-type]
+                )  # fmt: skip
+            except TraitscopeError as exc:
+                raise bad(str(exc), param) from None
+        return self._banks[key]
 
     def plan(self, opts: TraitscopeOptions | None) -> RowPlan:
         plan = RowPlan()
