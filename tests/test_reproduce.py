@@ -13,25 +13,15 @@ import torch
 
 from traitscope.errors import TraitscopeError
 from traitscope.extraction import ExtractConfig, extract
-from traitscope.reproduce import (
-    FAILS,
-    HOLDS,
-    UNTESTABLE,
-    WEAKER,
-    Check,
-    DetectionConfig,
-    Profile,
-    Rule,
-    balanced_subset,
-    combine,
-    publish,
-    replace_section,
-    run_detection,
-    write_section,
-)
-from traitscope.reproduce.crossmodel import base_to_instruct, fit_ridge_map, map_position, neutral_texts
-from traitscope.reproduce.experiments import _site_check
-from traitscope.reproduce.runs import load_run
+from traitscope.reproduce.common import Profile, Setup, balanced_subset
+from traitscope.reproduce.common.markdown import replace_section, write_section
+from traitscope.reproduce.common.ridge import fit_ridge_map, map_position, neutral_texts
+from traitscope.reproduce.common.runs import load_run
+from traitscope.reproduce.common.verdict import FAILS, HOLDS, UNTESTABLE, WEAKER, Rule, combine
+from traitscope.reproduce.detection import publish, run
+from traitscope.reproduce.detection.experiments.base_to_instruct import base_to_instruct
+from traitscope.reproduce.detection.experiments.components import _site_check
+from traitscope.reproduce.detection.findings import check
 from traitscope.traits import load_trait
 from traitscope.traits.schema import Scenario, Trait
 
@@ -39,7 +29,7 @@ from traitscope.traits.schema import Scenario, Trait
 
 
 def test_rule_judges_both_directions():
-    up = Rule(0.9, 0.75)
+    up = Rule(0.9, 0.75, unit="pct")
     assert [up.judge(v) for v in (0.95, 0.9, 0.8, 0.5)] == [HOLDS, HOLDS, WEAKER, FAILS]
     down = Rule(0.02, 0.10, higher=False)
     assert [down.judge(v) for v in (0.0, 0.05, 0.2)] == [HOLDS, WEAKER, FAILS]
@@ -47,10 +37,10 @@ def test_rule_judges_both_directions():
 
 
 def test_finding_takes_its_worst_testable_check():
-    ok = Check("cross_lang_probe", "c", "99.6%", 0.97)
-    weak = Check("cross_lang_drop", "c", "0.4 pts", 0.10)
-    bad = Check("cross_lang_probe_minus_mean_diff", "c", "~50 pts", -0.02)
-    gone = Check("cross_lang_probe", "c", "99.6%", None, why_untestable="no data")
+    ok = check("cross_lang_probe", "c", "99.6%", 0.97)
+    weak = check("cross_lang_drop", "c", "0.4 pts", 0.10)
+    bad = check("cross_lang_probe_minus_mean_diff", "c", "~50 pts", -0.02)
+    gone = check("cross_lang_probe", "c", "99.6%", None, why_untestable="no data")
     assert (ok.verdict, weak.verdict, bad.verdict, gone.verdict) == (HOLDS, WEAKER, FAILS, UNTESTABLE)
     assert combine([ok, weak]) == WEAKER
     assert combine([ok, gone, bad]) == FAILS
@@ -245,12 +235,12 @@ def test_vector_carries_through_a_ridge_map_between_different_widths(toy, tmp_pa
 
 # --- smoke run on the bundled model ---------------------------------------------------------------
 
-TINY = Profile("tiny", "prompt[-1]", 32, folds=2, layer_step=14, max_pairs=6, n_random=10, neutral_cap=20)
+TINY = Profile("tiny", "prompt[-1]", 32, folds=2, layer_step=14, pairs=6, n_random=10, neutral_cap=20)
 
 
 def test_detection_smoke_on_the_bundled_model(lm, tmp_path):
-    cfg = DetectionConfig(profile=TINY, out=tmp_path / "out", traits=("optimism",), command="pytest smoke")
-    results = run_detection(cfg, load=lambda name: lm)
+    setup = Setup(out=tmp_path / "out", traits=("optimism",), command="pytest smoke", load=lambda name: lm)
+    results = run(TINY, setup)
     fs = results["findings"]
     methods = fs["methods"]["summary"]
     assert methods["probe"]["total"] == 3 and set(methods) == {
@@ -277,7 +267,7 @@ def test_detection_smoke_on_the_bundled_model(lm, tmp_path):
     assert "(reproduction/detection-methods.png)" in text and written["methods"].is_file()
     assert "cannot test here" in text and "needs the trait uncertainty" in text
     # re-running resumes the extraction run (same rollouts file, no error about settings)
-    again = run_detection(cfg, load=lambda name: lm)
+    again = run(TINY, setup)
     assert again["findings"]["methods"]["summary"]["probe"]["total"] == 3
 
 

@@ -9,24 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from traitscope.reproduce import steering_experiments as ex
-from traitscope.reproduce.steering_refusal import (
-    cohens_d,
-    mean_curve,
-    pick_refusal_config,
-    pooled_sd,
-    separation_onset,
-)
-from traitscope.reproduce.steering_verdict import (
-    FAILS,
-    HOLDS,
-    UNTESTABLE,
-    WEAKER,
-    SCheck,
-    SRule,
-    coherence_floor,
-    combine,
-)
+from traitscope.reproduce.common.stats import cohens_d, pooled_sd
+from traitscope.reproduce.common.verdict import FAILS, HOLDS, UNTESTABLE, WEAKER, Rule, combine
+from traitscope.reproduce.steering.experiments import control, layers, multi_layer
+from traitscope.reproduce.steering.experiments import ratio_law as ex
+from traitscope.reproduce.steering.experiments.context import METHODS
+from traitscope.reproduce.steering.experiments.refusal import mean_curve, pick_refusal_config, separation_onset
+from traitscope.reproduce.steering.findings import check, coherence_floor
 
 
 @pytest.fixture(autouse=True)
@@ -42,17 +31,17 @@ def _one_thread():
 
 
 def test_rule_judges_both_directions():
-    up = SRule(0.7, 0.3, unit="r")
+    up = Rule(0.7, 0.3, unit="r")
     assert [up.judge(v) for v in (0.9, 0.7, 0.5, 0.1)] == [HOLDS, HOLDS, WEAKER, FAILS]
-    down = SRule(0.1, 0.3, higher=False)
+    down = Rule(0.1, 0.3, higher=False)
     assert [down.judge(v) for v in (0.0, 0.2, 0.5)] == [HOLDS, WEAKER, FAILS]
     assert "≥ r = +0.700" in up.describe() and "≤ 0.30" in down.describe()
 
 
 def test_check_without_a_number_cannot_be_tested_and_a_finding_takes_its_worst_check():
-    ok = SCheck("r_effect_delta", "effect size predicts", "r = 0.898", 0.91)
-    weak = SCheck("jailbreak_blocked", "blocked", "94%", 0.6)
-    missing = SCheck("late_layer_trap", "trap", "L25", None, "no late layer reaches 90%")
+    ok = check("r_effect_delta", "effect size predicts", "r = 0.898", 0.91)
+    weak = check("jailbreak_blocked", "blocked", "94%", 0.6)
+    missing = check("late_layer_trap", "trap", "L25", None, "no late layer reaches 90%")
     assert (ok.verdict, weak.verdict, missing.verdict) == (HOLDS, WEAKER, UNTESTABLE)
     assert combine([ok, missing]) == HOLDS
     assert combine([ok, weak, missing]) == WEAKER
@@ -77,7 +66,7 @@ def test_ratio_law_checks_on_given_curves():
     late = _curve([(0.2, 2, 90), (0.6, 10, 85), (1.0, 12, 60), (1.3, 3, 30)])
     assert (early["best_ratio"], early["break_ratio"]) == (1.0, 1.3)
     assert (late["best_ratio"], late["break_ratio"]) == (0.6, 1.0)
-    curves = {m: {"3": early, "12": late} for m in ex.METHODS}
+    curves = {m: {"3": early, "12": late} for m in METHODS}
     norms = {3: {"mean_diff": 0.12, "probe": 0.03}, 12: {"mean_diff": 0.15, "probe": 0.01}}
     checks = {c.key: c for c in ex.ratio_checks(curves, norms, [3, 12])}
     assert checks["sweet_spot_distance"].ours == pytest.approx(0.0)  # median of 1.0, 1.0, 0.6, 0.6 = 0.8
@@ -90,7 +79,7 @@ def test_ratio_law_checks_on_given_curves():
 def test_a_curve_that_never_breaks_counts_as_breaking_late():
     never = _curve([(0.2, 1, 95), (1.6, 4, 90)])
     assert never["break_ratio"] is None
-    curves = {m: {"5": never, "9": never} for m in ex.METHODS}
+    curves = {m: {"5": never, "9": never} for m in METHODS}
     norms = {5: {"mean_diff": 0.1, "probe": 0.1}, 9: {"mean_diff": 0.1, "probe": 0.1}}
     brk = next(c for c in ex.ratio_checks(curves, norms, [5, 9]) if c.key == "break_distance")
     assert brk.ours == pytest.approx(ex.CENSORED_BREAK - ex.BREAK_BAND[1]) and brk.verdict == FAILS
@@ -110,7 +99,7 @@ def _scan(rows: dict[str, list[tuple[int, float, float, float]]]) -> dict:
 def test_metrics_vs_steering_on_given_numbers():
     # effect size tracks the delta exactly; accuracy peaks late where steering goes negative (the trap)
     probe = [(0, 0.6, 0.5, 5.0), (9, 0.8, 1.5, 15.0), (18, 0.85, 1.0, 10.0), (27, 0.95, 0.2, -4.0)]
-    result = ex.metrics_vs_steering(_scan({"probe": probe, "mean_diff": probe}), n_layers=30)
+    result = layers.metrics_vs_steering(_scan({"probe": probe, "mean_diff": probe}), n_layers=30)
     checks = {c.key: c for c in result["checks"]}
     assert result["r_effect"] > 0.95 and result["r_accuracy"] < result["r_effect"]
     assert checks["r_effect_delta"].verdict == HOLDS
@@ -124,7 +113,7 @@ def test_late_layer_trap_needs_an_accurate_late_layer():
     probe = [(0, 0.6, 0.5, 5.0), (9, 0.8, 1.5, 15.0), (27, 0.7, 0.2, -4.0)]
     trap = next(
         c
-        for c in ex.metrics_vs_steering(_scan({"probe": probe, "mean_diff": probe}), 30)["checks"]
+        for c in layers.metrics_vs_steering(_scan({"probe": probe, "mean_diff": probe}), 30)["checks"]
         if c.key == "late_layer_trap"
     )
     assert trap.verdict == UNTESTABLE and "90%" in (trap.why_untestable or "")
@@ -133,17 +122,17 @@ def test_late_layer_trap_needs_an_accurate_late_layer():
 def test_detection_vs_control_on_given_numbers():
     rows = [(0, 0.95, 1.0, 20.0), (9, 0.97, 1.2, 2.0), (18, 0.7, 0.3, 1.0)]
     cross = {"primary": {"label": "mean_diff via push map", "detect_kept": 0.9, "control_kept": 0.3}}
-    result = ex.detection_vs_control(_scan({"probe": rows, "mean_diff": rows}), cross)
+    result = control.detection_vs_control(_scan({"probe": rows, "mean_diff": rows}), cross)
     checks = {c.key: c for c in result["checks"]}
     assert checks["detect_minus_control"].ours == pytest.approx(0.6) and checks["detect_minus_control"].verdict == HOLDS
     assert checks["detects_not_steers"].ours == pytest.approx(0.5)  # L9 of each method: AUROC ≥ .9, Δ < 25% of 20
-    untested = ex.detection_vs_control(_scan({"probe": rows, "mean_diff": rows}), {"untestable": "no base model"})
+    untested = control.detection_vs_control(_scan({"probe": rows, "mean_diff": rows}), {"untestable": "no base model"})
     assert untested["checks"][0].verdict == UNTESTABLE
 
 
 def test_multi_layer_ranges_follow_the_logs_relative_depth():
-    assert ex.log_ranges(26) == [(6, 10), (8, 10)]
-    assert ex.log_ranges(30) == [(7, 12), (9, 12)]
+    assert multi_layer.log_ranges(26) == [(6, 10), (8, 10)]
+    assert multi_layer.log_ranges(30) == [(7, 12), (9, 12)]
 
 
 def test_multi_layer_is_compared_with_the_best_single_layer_inside_its_range():
@@ -155,10 +144,10 @@ def test_multi_layer_is_compared_with_the_best_single_layer_inside_its_range():
         "L[9-12]": (row(list(range(9, 13)), 28.0), row([12], 26.0)),
         "L[20-22]": (row(list(range(20, 23)), 5.0), None),  # no single layer evaluated there: skipped
     }
-    check = ex._in_range_check(in_range)
+    check = multi_layer._in_range_check(in_range)
     assert check.ours == pytest.approx(2.0) and check.verdict == HOLDS
     assert check.shown.startswith("L[9-12] weighted")
-    none = ex._in_range_check({"L[7-12]": (None, row([9], 4.0))})  # nothing coherent counts as Δ 0
+    none = multi_layer._in_range_check({"L[7-12]": (None, row([9], 4.0))})  # nothing coherent counts as Δ 0
     assert none.ours == pytest.approx(-4.0) and none.verdict == WEAKER
 
 
@@ -202,13 +191,13 @@ def test_pooled_sd_effect_size_and_mean_curve():
 
 
 def test_steering_section_keeps_everything_outside_its_markers(tmp_path, monkeypatch):
-    from traitscope.reproduce import steering_report
+    from traitscope.reproduce.steering import report as steering_report
 
     report = tmp_path / "REPRODUCTION.md"
     before = "# Title\n\nintro by hand\n\n<!-- detection:start -->\nDETECTION\n<!-- detection:end -->\n\nfooter\n"
     report.write_text(before)
     monkeypatch.setattr(steering_report, "render", lambda results, plots: "STEERING v1")
-    monkeypatch.setattr("traitscope.reproduce.steering_plots.write_plots", lambda results, d: {})
+    monkeypatch.setattr("traitscope.reproduce.steering.plots.write_plots", lambda results, d: {})
     steering_report.publish({}, report)
     text = report.read_text()
     assert text.startswith(before.rstrip()) and text.rstrip().endswith("<!-- steering:end -->")
@@ -226,14 +215,15 @@ def test_steering_section_keeps_everything_outside_its_markers(tmp_path, monkeyp
 def test_ratio_sweep_smoke_on_the_bundled_model(lm, tmp_path):
     """1 layer × 2 ratios × 2 questions on a tiny extraction; a re-run resumes from results.jsonl."""
     from traitscope.judges.registry import get_judge
-    from traitscope.reproduce.steering_common import QUICK, Context, ensure_extraction
-    from traitscope.reproduce.steering_report import _ratio_law
+    from traitscope.reproduce.common import STEERING_PROFILES
+    from traitscope.reproduce.steering.experiments.context import Context, ensure_extraction
+    from traitscope.reproduce.steering.report import _ratio_law
     from traitscope.store import RunDir, read_jsonl
     from traitscope.traits import load_trait
 
-    tiny = replace(
-        QUICK, name="test", pairs=6, rollout_tokens=6, folds=2, n_random=3, answer_tokens=6, sweep_ratios=(0.3, 1.2)
-    )
+    quick = STEERING_PROFILES["quick"]
+    sizes = replace(quick.sizes, answer_tokens=6, sweep_ratios=(0.3, 1.2))
+    tiny = replace(quick, name="test", pairs=6, rollout_tokens=6, folds=2, n_random=3, steering=sizes)
     ctx = Context(lm=lm, judge=None, judge_label="test", profile=tiny, out=tmp_path)
     run_dir, evaluation = ensure_extraction(ctx, lm, "optimism", ("residual",), ("probe", "mean_diff"))
     assert evaluation["n"] == 12

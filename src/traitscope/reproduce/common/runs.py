@@ -1,5 +1,5 @@
-"""Extraction runs behind a reproduction: one resumable run directory per (model, trait) under
-``<out>/runs/<profile>/<model>/<trait>``, read back into memory as :class:`RunData`.
+"""The run cache behind both reproductions: one resumable extraction run directory per (model,
+trait) under ``<out>/runs/<label>/<model>/<trait>``, read back into memory as :class:`RunData`.
 
 The runs capture four sites but fit and validate only ``probe`` and ``mean_diff`` (the vectors
 every experiment uses); the six-method comparison re-scores the residual site itself, so ICA is
@@ -20,7 +20,7 @@ from traitscope.extraction import ExtractConfig, extract, load_evaluation, read_
 from traitscope.extraction.activations import load_site
 from traitscope.extraction.progress import Reporter, Silent
 from traitscope.models.loader import LoadedModel
-from traitscope.reproduce.profiles import Profile, balanced_subset
+from traitscope.reproduce.common.profiles import Profile, balanced_subset
 from traitscope.store import RunDir, load_vectors
 from traitscope.traits import load_trait
 from traitscope.traits.schema import Trait
@@ -86,12 +86,42 @@ class RunData:
         return min(self.layers, key=lambda x: (abs(x - layer), x))
 
 
-def run_dir_for(out: Path, profile: Profile, lm: LoadedModel, trait: str) -> Path:
-    return Path(out) / "runs" / profile.name / lm.slug / trait
+def run_dir_for(out: Path, label: str, lm: LoadedModel, trait: str) -> Path:
+    """``<out>/runs/<label>/<model slug>/<trait>``: detection labels by profile name, steering by
+    ``steering-<profile>``, so the two never share a run."""
+    return Path(out) / "runs" / label / lm.slug / trait
 
 
 def trait_for(profile: Profile, name: str) -> Trait:
     return balanced_subset(load_trait(name), profile.pairs_for(name))
+
+
+def extract_trait(
+    lm: LoadedModel,
+    trait: str,
+    run_dir: Path,
+    profile: Profile,
+    layers: list[int],
+    sites: tuple[str, ...],
+    methods: tuple[str, ...],
+    reporter: Reporter = Silent(),
+) -> dict[str, Any]:
+    """Extract (or resume) one trait on one model with the profile's settings; its evaluation."""
+    config = ExtractConfig(
+        model=lm.name,
+        layers=format_layers(layers),
+        sites=sites,
+        methods=methods,
+        position=profile.position,
+        max_new_tokens=profile.rollout_tokens,
+        seed=profile.seed,
+        batch_size=profile.batch_size,
+        folds=profile.folds,
+        n_random=profile.n_random,
+    )
+    reporter.note(f"{lm.name} / {trait}: {run_dir}")
+    extract(lm, trait_for(profile, trait), run_dir, config, reporter=reporter)
+    return load_evaluation(run_dir)
 
 
 def ensure_run(
@@ -102,24 +132,11 @@ def ensure_run(
     sites: tuple[str, ...] = RUN_SITES,
     reporter: Reporter = Silent(),
 ) -> RunData:
-    """Extract (or resume) one trait on one model with the profile's settings and load it."""
+    """Extract (or resume) one trait at the profile's layers and load it into memory."""
     t0 = time.perf_counter()
-    run_dir = run_dir_for(out, profile, lm, trait)
-    config = ExtractConfig(
-        model=lm.name,
-        layers=format_layers(profile.layers(lm.n_layers)),
-        sites=sites,
-        methods=RUN_METHODS,
-        position=profile.position,
-        max_new_tokens=profile.max_new_tokens,
-        seed=profile.seed,
-        batch_size=profile.batch_size,
-        folds=profile.folds,
-        n_random=profile.n_random,
-    )
-    reporter.note(f"{lm.name} / {trait}: {run_dir}")
+    run_dir = run_dir_for(out, profile.name, lm, trait)
     resumed = RunDir(run_dir).evaluation.exists()
-    extract(lm, trait_for(profile, trait), run_dir, config, reporter=reporter)
+    extract_trait(lm, trait, run_dir, profile, profile.layers(lm.n_layers), sites, RUN_METHODS, reporter)
     data = load_run(run_dir, sites)
     data.n_layers = lm.n_layers
     data.seconds = time.perf_counter() - t0

@@ -3,74 +3,38 @@ written between ``<!-- steering:start -->`` / ``<!-- steering:end -->`` (everyth
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from traitscope.reproduce.report import VERDICT_MARK, summary_table, table, write_section
-from traitscope.reproduce.steering_verdict import (
+from traitscope.reproduce.common.markdown import (
+    checks_table,
+    img,
+    join,
+    machine_line,
+    publish_section,
+    rules_table,
+    summary_table,
+    table,
+    verdict_line,
+)
+from traitscope.reproduce.steering.findings import (
+    FINDINGS,
     HIGH_AUROC,
+    LOG_QUOTES,
     NO_CONTROL_SHARE,
+    NUMBER,
     REFUSAL_SCORE,
-    STEERING_RULES,
+    RULES,
     coherence_floor,
 )
 
-SECTION = "steering"
+NAME = "steering"
 BARELY_REFUSES = 0.2  # unsteered share of harmful prompts refused below which the report says so
-NUMBER = {
-    "ratio_law": "1",
-    "multi_layer": "2",
-    "metrics_vs_steering": "3",
-    "detection_vs_control": "4",
-    "refusal_dynamics": "5",
-    "jailbreaks": "6",
-    "cross_model": "7",
-}
-
-# The log's words (shared/reference/findings.md), quoted per finding.
-LOG_QUOTES = {
-    "ratio_law": "2025-12-04, optimism, gemma-2-2b base → IT: perturbation ratio 0.5-0.8 sweet spot, 1.0-1.3 "
-    "breakdown, > 1.3 broken; mean_diff vec_norm/act_norm ≈ 0.12-0.15 (stable across layers, fixed coef "
-    "~4-6 works), probe vec_norm/act_norm drops 3× from L10 to L16 (coef 100 → 300); later layers are "
-    "more fragile.",
-    "multi_layer": "2025-12-08, gemma-2-2b base vectors → gemma-2-2b-it, 894 runs: L[6-10] multi 90.8 trait / 77.1 "
-    "coherence (+29.5), L8 single 89.3 / 85.2 (+28.0), L[8-10] multi 90.2 / 73.6 (+28.9); baseline "
-    "61.3; weighted and orthogonal modes similar.",
-    "metrics_vs_steering": "2025-12-06: effect size best predicts steering (r = 0.898), val_accuracy worst (r = "
-    "0.705); best layer disagrees (extraction L13, steering L8); late-layer trap: L25 has 95% "
-    "val_acc but −10.6 steering Δ.",
-    "detection_vs_control": "Top findings: detection > control transfer, 95% detect, 3× weaker steering (IT resists "
-    "steering); 2025-11-30: natural sycophancy 84% validation accuracy, zero steering effect.",
-    "refusal_dynamics": "2025-11-30, gemma-2-2b base refusal vector (attn_out L8) on gemma-2-2b-it, 5 harmful + 5 "
-    "benign prompts: harmful prompt mean −0.23 → response +0.16, benign −0.38 → −0.33 (~0.5 "
-    "separation); harmful responses spike positive on refusal phrases. 2025-11-28 (EM model): "
-    "the projection moves at once (token 2).",
-    "jailbreaks": "Top findings: steering blocks 94% of jailbreaks (attn_out L10 c=20 + ensemble); only red-team "
-    "framing resists.",
-    "cross_model": "2025-12-07, optimism L12, Mistral-7B base → SFT / SFT+DPO (same width, vectors used as is): "
-    "trait 84.3% / 83.2%, coherence 76.0% / 81.6% at coef 1; L8: SFT 82.5% vs DPO 65.8%.",
-}
 
 
 def _f(x: float | None, spec: str = ".1f") -> str:
     return "—" if x is None else format(x, spec)
-
-
-def _checks(f: dict[str, Any]) -> str:
-    rows = [(c["claim"], c["log"], c["ours_text"], c["rule"], VERDICT_MARK[c["verdict"]]) for c in f["checks"]]
-    return table(("claim", "log", "ours", "rule", "verdict"), rows, "lllll") if rows else ""
-
-
-def _verdict(f: dict[str, Any]) -> str:
-    line = f"**Verdict: {VERDICT_MARK[f['verdict']]}**"
-    reasons = f.get("untestable_reasons") or []
-    if reasons and f["verdict"] == "cannot test here":
-        line += " — " + "; ".join(reasons)
-    elif reasons:
-        line += " (untestable parts: " + "; ".join(reasons) + ")"
-    return line
 
 
 def _setup_line(f: dict[str, Any], meta: dict[str, Any], layers: str) -> str:
@@ -83,18 +47,12 @@ def _setup_line(f: dict[str, Any], meta: dict[str, Any], layers: str) -> str:
     )
 
 
-def _img(plots: dict[str, str], key: str, alt: str) -> str:
-    return f"![{alt}]({plots[key]})" if key in plots else ""
-
-
 def _head(key: str) -> list[str]:
-    from traitscope.reproduce.steering_findings import FINDINGS
-
     return [f"### {NUMBER[key]}. {FINDINGS[key]}", f"Log: {LOG_QUOTES[key]}"]
 
 
 def _finish(parts: Sequence[str], f: dict[str, Any], plots: dict[str, str], key: str, alt: str) -> str:
-    return "\n\n".join(p for p in [*parts, _img(plots, key, alt), _checks(f), _verdict(f)] if p)
+    return join([*parts, img(plots, key, alt), checks_table(f), verdict_line(f)])
 
 
 # --- sections ------------------------------------------------------------------------------------
@@ -123,11 +81,7 @@ def render(results: dict[str, Any], plots: dict[str, str] | None = None) -> str:
 def _setup(meta: dict[str, Any]) -> str:
     m, mc = meta["model"], meta["machine"]
     runs = meta.get("runs", {})
-    machine = (
-        f"{mc['platform']}, {mc['processor']}, {mc['cpu_count']} CPUs (torch {mc['torch_threads']} threads)"
-        + (f", GPU {mc['gpu']}" if mc.get("gpu") else ", no GPU")
-        + f"; Python {mc['python']}, torch {mc['torch']}, transformers {mc['transformers']}"
-    )
+    machine = machine_line(mc)
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in meta["timings"].items() if k != "total")
     data = "; ".join(
         f"{t}: {r['n']} rollouts ({r['positive']} positive)" for t, r in runs.items() if t in ("optimism", "refusal")
@@ -176,14 +130,12 @@ def _setup(meta: dict[str, Any]) -> str:
 
 
 def _summary(fs: dict[str, Any]) -> str:
-    from traitscope.reproduce.steering_findings import FINDINGS  # steering_findings imports this module
-
     return summary_table(
         fs,
         FINDINGS,
         NUMBER,
         "\n\nA finding's verdict is its worst testable check; the thresholds are in "
-        "`traitscope/reproduce/steering_verdict.py` (listed at the end).",
+        "`traitscope/reproduce/steering/findings.py` (listed at the end).",
     )
 
 
@@ -256,14 +208,6 @@ def _ratio_law(f: dict[str, Any], meta: dict[str, Any], plots: dict[str, str]) -
         )
     )
     return _finish(parts, f, plots, "ratio_law", "trait delta and coherence vs perturbation ratio")
-
-
-def _lbl(r: dict[str, Any] | None) -> str:
-    if r is None:
-        return "none coherent"
-    ls = r["layers"]
-    where = f"L{ls[0]}" if len(ls) == 1 else f"L[{ls[0]}-{ls[-1]}] {r['mode']}"
-    return f"{r['method']} {where} @ {r['ratio']:g}"
 
 
 def _multi(f: dict[str, Any], meta: dict[str, Any], plots: dict[str, str]) -> str:
@@ -577,23 +521,11 @@ def _cross(f: dict[str, Any], meta: dict[str, Any], plots: dict[str, str]) -> st
 
 
 def _rules() -> str:
-    rows = [(f"`{k}`", r.describe()) for k, r in STEERING_RULES.items()]
-    return (
-        "### Verdict rules\n\n"
-        + (
-            "Fixed before any run (`traitscope/reproduce/steering_verdict.py`). A finding takes its worst testable "
-            "check.\n\n"
-        )
-        + table(("check", "thresholds"), rows, "ll")
-    )
+    return rules_table(RULES, "traitscope/reproduce/steering/findings.py")
 
 
-def publish(results: dict[str, Any], report: Path) -> dict[str, Path]:
+def publish(results: dict[str, Any], report_path: Path) -> dict[str, Path]:
     """Plots beside the report (``<report dir>/reproduction/steering_*.png``), then the section."""
-    from traitscope.reproduce.steering_plots import write_plots
+    from traitscope.reproduce.steering.plots import write_plots
 
-    report = Path(report)
-    plots = write_plots(results, report.parent / "reproduction")
-    rel = {k: Path(os.path.relpath(p, report.parent)).as_posix() for k, p in plots.items()}
-    write_section(report, SECTION, render(results, rel))
-    return {"report": report, **plots}
+    return publish_section(results, report_path, NAME, write_plots, render)

@@ -1,0 +1,43 @@
+"""The plotting helper both reports share: matplotlib on the Agg backend (never a window), one
+palette, :func:`save` (atomic PNG write) and :func:`write_all` (every figure that has data)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: never try to open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from traitscope.store import atomic_write_bytes  # noqa: E402
+
+OURS, LOGGED = "#3b6fb6", "#c8c8c8"
+
+# key -> (file name, function(data, path) -> path or None without data)
+PlotSpec = tuple[str, Callable[[Any, Path], Path | None]]
+
+
+def save(fig: Figure, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def write_all(data: Mapping[str, Any], specs: Mapping[str, PlotSpec], directory: Path) -> dict[str, Path]:
+    """``specs[key]`` drawn from ``data[key]`` for every key present; returns key -> path written."""
+    made: dict[str, Path] = {}
+    for key, (name, fn) in specs.items():
+        if key not in data:
+            continue
+        path = fn(data[key], Path(directory) / name)
+        if path is not None:
+            made[key] = path
+    return made

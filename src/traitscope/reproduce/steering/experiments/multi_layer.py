@@ -1,0 +1,119 @@
+"""Steering finding 2, multi-layer vs single-layer steering of optimism: the log's layer ranges at
+the same relative depth, weighted and orthogonal, against the best single layers already steered."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from traitscope.reproduce.common.verdict import Check
+from traitscope.reproduce.steering.experiments.context import Context, best_coherent, config_label, steer_rows
+from traitscope.reproduce.steering.findings import check
+from traitscope.steering.evaluate import SteerConfig
+from traitscope.traits.schema import Trait
+
+# The log's multi-layer configurations on gemma-2-2b (26 layers), carried by relative depth.
+LOG_RANGES = ((6, 10), (8, 10))
+LOG_DEPTH = 25  # gemma-2-2b's last layer index
+
+
+def log_ranges(n_layers: int) -> list[tuple[int, int]]:
+    """The log's L[6-10] and L[8-10] at the same relative depth on this model."""
+    scale = (n_layers - 1) / LOG_DEPTH
+    out = []
+    for lo, hi in LOG_RANGES:
+        a, b = round(lo * scale), round(hi * scale)
+        if (a, b) not in out and b > a:
+            out.append((a, b))
+    return out
+
+
+def multi_configs(ranges: Sequence[tuple[int, int]], ratios: Sequence[float]) -> list[SteerConfig]:
+    return [
+        SteerConfig("probe", "residual", tuple(range(a, b + 1)), ratio=r, mode=mode)
+        for a, b in ranges
+        for mode in ("weighted", "orthogonal")
+        for r in ratios
+    ]
+
+
+def multi_layer(
+    ctx: Context,
+    trait: Trait,
+    run_dir: Path,
+    singles: Sequence[dict[str, Any]],
+    questions: Sequence[str],
+) -> dict[str, Any]:
+    """Multi-layer configurations against every single-layer probe row already evaluated."""
+    ranges = log_ranges(ctx.lm.n_layers)
+    base, rows = steer_rows(ctx, trait, run_dir, multi_configs(ranges, ctx.ratios(ctx.sizes.multi_factors)), questions)
+    single = [r for r in singles if r["method"] == "probe" and len(r["layers"]) == 1]
+    best_single = best_coherent(single, ctx.floor)
+    best_multi = best_coherent(rows, ctx.floor)
+    # the layer-distributed reading: does a range beat every single layer of its own?
+    in_range = {
+        f"L[{a}-{b}]": (
+            best_coherent([r for r in rows if r["layers"] == list(range(a, b + 1))], ctx.floor),
+            best_coherent([r for r in single if a <= r["layers"][0] <= b], ctx.floor),
+        )
+        for a, b in ranges
+    }
+    per_mode = {m: best_coherent([r for r in rows if r["mode"] == m], ctx.floor) for m in ("weighted", "orthogonal")}
+    # nothing coherent counts as no gain (delta 0): the configuration cannot be used
+    d_single = best_single["delta"] if best_single else 0.0
+    d_multi = best_multi["delta"] if best_multi else 0.0
+    dw, do = ((per_mode[m]["delta"] if per_mode[m] else 0.0) for m in ("weighted", "orthogonal"))
+    checks = [
+        check(
+            "multi_minus_single",
+            "best multi-layer Δ minus best single-layer Δ (both coherent)",
+            "L[6-10] 90.8 vs L8 89.3 (+1.5)",
+            d_multi - d_single,
+            shown=f"{config_label(best_multi)} {d_multi:+.1f} vs {config_label(best_single)} {d_single:+.1f} "
+            f"({d_multi - d_single:+.1f} pts)",
+        ),
+        _in_range_check(in_range),
+        check(
+            "weighted_vs_orthogonal",
+            "weighted and orthogonal modes do about as well (|Δw − Δo|)",
+            "similar results",
+            abs(dw - do),
+            shown=f"{dw:+.1f} vs {do:+.1f} (|diff| {abs(dw - do):.1f} pts)",
+        ),
+    ]
+    return {
+        "ranges": [list(r) for r in ranges],
+        "ratios": ctx.ratios(ctx.sizes.multi_factors),
+        "baseline": base,
+        "rows": rows,
+        "best_single": best_single,
+        "best_multi": best_multi,
+        "per_mode": per_mode,
+        "n_single_candidates": len(single),
+        "in_range": {k: {"multi": m, "single": o} for k, (m, o) in in_range.items()},
+        "checks": checks,
+    }
+
+
+def _in_range_check(in_range: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]) -> Check:
+    """Per range: best multi Δ minus the best single layer inside it (nothing coherent = 0);
+    the check takes the range where the multi-layer push does best."""
+    claim = "a layer range beats the best single layer inside it (best range)"
+    log = "L[6-10] +29.5 vs L8 +28.0 (+1.5)"
+    gaps = {
+        k: ((m["delta"] if m else 0.0) - (o["delta"] if o else 0.0), m, o)
+        for k, (m, o) in in_range.items()
+        if o is not None  # a range with no evaluated single layer inside has nothing to compare
+    }
+    if not gaps:
+        return check("multi_minus_single_in_range", claim, log, None, "no single layer evaluated inside the ranges")
+    key = max(gaps, key=lambda k: gaps[k][0])
+    gap, m, o = gaps[key]
+    return check(
+        "multi_minus_single_in_range",
+        claim,
+        log,
+        gap,
+        shown=f"{config_label(m) if m else key + ' none coherent'} {(m or {}).get('delta', 0.0):+.1f} vs {config_label(o)} {o['delta']:+.1f} ({gap:+.1f} pts)",
+    )
