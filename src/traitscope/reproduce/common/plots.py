@@ -19,8 +19,8 @@ from traitscope.store import atomic_write_bytes  # noqa: E402
 
 OURS, LOGGED = "#3b6fb6", "#c8c8c8"
 
-# key -> (file name, function(data, path) -> path or None without data)
-PlotSpec = tuple[str, Callable[[Any, Path], Path | None]]
+# key -> (file name, the data it draws from the results dict, function(data, path) -> path or None)
+PlotSpec = tuple[str, Callable[[dict[str, Any]], Any], Callable[[Any, Path], Path | None]]
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -31,13 +31,12 @@ def save(fig: Figure, path: Path) -> Path:
     return Path(path)
 
 
-def write_all(data: Mapping[str, Any], specs: Mapping[str, PlotSpec], directory: Path) -> dict[str, Path]:
-    """``specs[key]`` drawn from ``data[key]`` for every key present; returns key -> path written."""
+def write_all(results: dict[str, Any], specs: Mapping[str, PlotSpec], directory: Path) -> dict[str, Path]:
+    """Every figure in ``specs`` whose data is there; returns key -> path written."""
     made: dict[str, Path] = {}
-    for key, (name, fn) in specs.items():
-        if key not in data:
-            continue
-        path = fn(data[key], Path(directory) / name)
+    for key, (name, pick, draw) in specs.items():
+        data = pick(results)
+        path = None if data is None else draw(data, Path(directory) / name)
         if path is not None:
             made[key] = path
     return made

@@ -192,6 +192,19 @@ def _interleave(keys: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
 
 # --- the profiles ---------------------------------------------------------------------------------
 
+# The log's setup: vectors from the model's own responses, every layer, every scenario. Both full
+# profiles extract this way; the steering one adds its sizes.
+FULL_EXTRACTION = Profile(
+    name="full",
+    position="response[:]",
+    rollout_tokens=32,
+    folds=5,
+    layer_step=1,
+    pairs=None,
+    n_random=200,
+    neutral_cap=None,
+)
+
 DETECTION_PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
@@ -205,16 +218,7 @@ DETECTION_PROFILES: dict[str, Profile] = {
         # 5 pairs per (lang, topic) cell: 20 per language (all of es/fr/zh) and 5 per English topic
         pairs_override={"uncertainty": 80},
     ),
-    "full": Profile(
-        name="full",
-        position="response[:]",
-        rollout_tokens=32,
-        folds=5,
-        layer_step=1,
-        pairs=None,
-        n_random=200,
-        neutral_cap=None,
-    ),
+    "full": FULL_EXTRACTION,
 }
 
 STEERING_PROFILES: dict[str, Profile] = {
@@ -242,15 +246,8 @@ STEERING_PROFILES: dict[str, Profile] = {
             cross_factors=(1.0, 2.0),
         ),
     ),
-    "full": Profile(
-        name="full",
-        position="response[:]",
-        rollout_tokens=32,
-        folds=5,
-        layer_step=1,
-        pairs=None,
-        n_random=200,
-        neutral_cap=None,
+    "full": replace(
+        FULL_EXTRACTION,
         batch_size=32,
         steering=SteeringSizes(
             questions=18,

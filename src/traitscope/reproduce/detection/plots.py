@@ -144,22 +144,17 @@ def plot_model_transfer(f: dict[str, Any], path: Path) -> Path | None:
 
 
 PLOTS: dict[str, PlotSpec] = {
-    "methods": ("detection-methods.png", plot_methods),
-    "transfer": ("detection-transfer.png", plot_transfer),
-    "components": ("detection-components.png", plot_components),
-    "elicitation": ("detection-elicitation.png", plot_elicitation),
-    "transfer_model": ("detection-base-to-instruct.png", plot_model_transfer),
+    "methods": ("detection-methods.png", lambda r: r["findings"]["methods"], plot_methods),
+    "transfer": ("detection-transfer.png", lambda r: r["findings"], plot_transfer),
+    "components": ("detection-components.png", lambda r: r["findings"]["components"], plot_components),
+    "elicitation": ("detection-elicitation.png", lambda r: r["findings"], plot_elicitation),
+    "transfer_model": (
+        "detection-base-to-instruct.png",
+        lambda r: r["findings"]["base_to_instruct"],
+        plot_model_transfer,
+    ),
 }
 
 
 def write_plots(results: dict[str, Any], directory: Path) -> dict[str, Path]:
-    """Every figure that has data; returns key -> path."""
-    fs = results["findings"]
-    data = {
-        "methods": fs["methods"],
-        "transfer": fs,
-        "components": fs["components"],
-        "elicitation": fs,
-        "transfer_model": fs["base_to_instruct"],
-    }
-    return write_all(data, PLOTS, directory)
+    return write_all(results, PLOTS, directory)

@@ -3,6 +3,7 @@ Each function returns the path it wrote, or None when its finding has no data.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,21 +157,25 @@ def plot_cross(f: dict[str, Any], path: Path) -> Path | None:
     return save(fig, path)
 
 
+def _finding(key: str, with_floor: bool = False) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    def pick(results: dict[str, Any]) -> dict[str, Any] | None:
+        f = results["findings"].get(key)
+        if f is None or not with_floor:
+            return f
+        return {**f, "floor": results["meta"].get("floor", 75.0)}
+
+    return pick
+
+
 PLOTS: dict[str, PlotSpec] = {
-    "ratio_law": ("steering_ratio_law.png", plot_ratio_law),
-    "metrics_vs_steering": ("steering_layers.png", plot_layers),
-    "multi_layer": ("steering_multilayer.png", plot_multi),
-    "refusal_dynamics": ("steering_refusal_dynamics.png", plot_dynamics),
-    "jailbreaks": ("steering_jailbreaks.png", plot_jailbreaks),
-    "cross_model": ("steering_crossmodel.png", plot_cross),
+    "ratio_law": ("steering_ratio_law.png", _finding("ratio_law"), plot_ratio_law),
+    "metrics_vs_steering": ("steering_layers.png", _finding("metrics_vs_steering"), plot_layers),
+    "multi_layer": ("steering_multilayer.png", _finding("multi_layer", with_floor=True), plot_multi),
+    "refusal_dynamics": ("steering_refusal_dynamics.png", _finding("refusal_dynamics"), plot_dynamics),
+    "jailbreaks": ("steering_jailbreaks.png", _finding("jailbreaks"), plot_jailbreaks),
+    "cross_model": ("steering_crossmodel.png", _finding("cross_model", with_floor=True), plot_cross),
 }
 
 
 def write_plots(results: dict[str, Any], directory: Path) -> dict[str, Path]:
-    """Every figure whose finding has data; returns key -> path."""
-    floor = results["meta"].get("floor", 75.0)
-    data = {
-        key: {**f, "floor": floor} if key in ("multi_layer", "cross_model") else f
-        for key, f in results["findings"].items()
-    }
-    return write_all(data, PLOTS, directory)
+    return write_all(results, PLOTS, directory)
