@@ -17,7 +17,7 @@ from traitscope.reproduce.common import Profile, Setup, balanced_subset
 from traitscope.reproduce.common.markdown import replace_section, write_section
 from traitscope.reproduce.common.ridge import fit_ridge_map, map_position, neutral_texts
 from traitscope.reproduce.common.runs import load_run
-from traitscope.reproduce.common.verdict import FAILS, HOLDS, UNTESTABLE, WEAKER, Rule, combine
+from traitscope.reproduce.common.verdict import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, WEAKER, Rule, combine
 from traitscope.reproduce.detection import publish, run
 from traitscope.reproduce.detection.experiments.base_to_instruct import base_to_instruct
 from traitscope.reproduce.detection.experiments.components import _site_check
@@ -29,17 +29,18 @@ from traitscope.traits.schema import Scenario, Trait
 
 
 def test_rule_judges_both_directions():
-    up = Rule(0.9, 0.75, unit="pct")
-    assert [up.judge(v) for v in (0.95, 0.9, 0.8, 0.5)] == [HOLDS, HOLDS, WEAKER, FAILS]
-    down = Rule(0.02, 0.10, higher=False)
-    assert [down.judge(v) for v in (0.0, 0.05, 0.2)] == [HOLDS, WEAKER, FAILS]
-    assert up.describe() == "holds if ≥ 90.0%; weaker if ≥ 75.0%"
+    up = Rule(0.9, 0.75, unit="pct", margin=0.02)
+    assert [up.judge(v) for v in (0.95, 0.9, 0.8, 0.76, 0.5)] == [HOLDS, HOLDS, WEAKER, INCONCLUSIVE, FAILS]
+    assert up.judge(0.8, noise=0.1) == INCONCLUSIVE  # a measured noise wider than the margin widens it
+    down = Rule(0.02, 0.10, higher=False, unit="pct", margin=0.02)
+    assert [down.judge(v) for v in (0.0, 0.05, 0.09, 0.2)] == [HOLDS, WEAKER, INCONCLUSIVE, FAILS]
+    assert up.describe().startswith("holds if ≥ 90.0%; weaker if > 75.0% by more than the noise (at least 2.0%)")
 
 
 def test_finding_takes_its_worst_testable_check():
     ok = check("cross_lang_probe", "c", "99.6%", 0.97)
     weak = check("cross_lang_drop", "c", "0.4 pts", 0.10)
-    bad = check("cross_lang_probe_minus_mean_diff", "c", "~50 pts", -0.02)
+    bad = check("cross_lang_probe_minus_mean_diff", "c", "~50 pts", -0.05)
     gone = check("cross_lang_probe", "c", "99.6%", None, why_untestable="no data")
     assert (ok.verdict, weak.verdict, bad.verdict, gone.verdict) == (HOLDS, WEAKER, FAILS, UNTESTABLE)
     assert combine([ok, weak]) == WEAKER

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from traitscope.reproduce.common.stats import cohens_d, pooled_sd
-from traitscope.reproduce.common.verdict import FAILS, HOLDS, UNTESTABLE, WEAKER, Rule, combine
+from traitscope.reproduce.common.verdict import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, WEAKER, Rule, combine
 from traitscope.reproduce.steering.experiments import control, layers, multi_layer
 from traitscope.reproduce.steering.experiments import ratio_law as ex
 from traitscope.reproduce.steering.experiments.context import METHODS
@@ -31,11 +31,11 @@ def _one_thread():
 
 
 def test_rule_judges_both_directions():
-    up = Rule(0.7, 0.3, unit="r")
-    assert [up.judge(v) for v in (0.9, 0.7, 0.5, 0.1)] == [HOLDS, HOLDS, WEAKER, FAILS]
-    down = Rule(0.1, 0.3, higher=False)
-    assert [down.judge(v) for v in (0.0, 0.2, 0.5)] == [HOLDS, WEAKER, FAILS]
-    assert "≥ r = +0.700" in up.describe() and "≤ 0.30" in down.describe()
+    up = Rule(0.7, 0.3, unit="r", margin=0.1)
+    assert [up.judge(v) for v in (0.9, 0.7, 0.5, 0.35, 0.1)] == [HOLDS, HOLDS, WEAKER, INCONCLUSIVE, FAILS]
+    down = Rule(0.1, 0.3, higher=False, margin=0.05)
+    assert [down.judge(v) for v in (0.0, 0.2, 0.28, 0.5)] == [HOLDS, WEAKER, INCONCLUSIVE, FAILS]
+    assert "≥ r = +0.700" in up.describe() and "< 0.30" in down.describe()
 
 
 def test_check_without_a_number_cannot_be_tested_and_a_finding_takes_its_worst_check():
@@ -141,14 +141,74 @@ def test_multi_layer_is_compared_with_the_best_single_layer_inside_its_range():
 
     in_range = {
         "L[7-12]": (row(list(range(7, 13)), 20.0), row([9], 25.0)),
-        "L[9-12]": (row(list(range(9, 13)), 28.0), row([12], 26.0)),
-        "L[20-22]": (row(list(range(20, 23)), 5.0), None),  # no single layer evaluated there: skipped
+        "L[9-12]": (row(list(range(9, 13)), 30.0), row([12], 26.0)),
+        "L[20-22]": (row(list(range(20, 23)), 5.0), None),  # no coherent single layer there: skipped
     }
     check = multi_layer._in_range_check(in_range)
-    assert check.ours == pytest.approx(2.0) and check.verdict == HOLDS
+    assert check.ours == pytest.approx(4.0) and check.verdict == HOLDS
     assert check.shown.startswith("L[9-12] weighted")
-    none = multi_layer._in_range_check({"L[7-12]": (None, row([9], 4.0))})  # nothing coherent counts as Δ 0
-    assert none.ours == pytest.approx(-4.0) and none.verdict == WEAKER
+    # nothing coherent is not a delta of 0: the range cannot be compared, the check cannot be tested
+    none = multi_layer._in_range_check({"L[7-12]": (None, row([9], 4.0))})
+    assert none.ours is None and none.verdict == UNTESTABLE
+
+
+def test_multi_layer_without_a_coherent_configuration_cannot_be_tested():
+    single = {"layers": [9], "delta": 6.0, "ratio": 0.4, "mode": "weighted", "method": "probe"}
+    for multi, single_row in ((None, single), (single, None)):
+        c = multi_layer._multi_check(multi, single_row)
+        assert c.ours is None and c.verdict == UNTESTABLE and "stayed coherent" in c.why_untestable
+    mode = multi_layer._mode_check({"weighted": single, "orthogonal": None})
+    assert mode.verdict == UNTESTABLE and "orthogonal" in mode.why_untestable
+
+
+def test_a_gap_inside_the_question_noise_is_inconclusive():
+    def row(scores, layers):
+        answers = [{"question": f"q{i}", "trait": t} for i, t in enumerate(scores)]
+        delta = sum(scores) / len(scores) - 50
+        return {
+            "layers": layers,
+            "delta": delta,
+            "ratio": 0.4,
+            "mode": "weighted",
+            "method": "probe",
+            "answers": answers,
+        }
+
+    # multi +5 over single on average, but question by question anywhere from -35 to +45
+    multi = row([90, 20, 85, 30, 95, 25], list(range(7, 13)))
+    single = row([45, 55, 40, 65, 50, 60], [9])
+    c = multi_layer._multi_check(multi, single)
+    assert c.ours == pytest.approx(5.0) and c.noise > 10 and c.verdict == INCONCLUSIVE
+    steady = row([60, 62, 58, 61, 59, 60], list(range(7, 13)))
+    c = multi_layer._multi_check(steady, row([50, 52, 48, 51, 49, 50], [9]))
+    assert c.ours == pytest.approx(10.0) and c.noise < 2 and c.verdict == HOLDS
+
+
+def test_cross_model_control_without_a_coherent_carried_configuration_cannot_be_tested():
+    cross = {
+        "primary": {"label": "mean_diff via push map", "detect_kept": 0.9, "control_kept": None, "best_delta": None}
+    }
+    c = control._detect_control_check(cross)
+    assert c.verdict == UNTESTABLE and "carried vector stayed coherent" in c.why_untestable
+
+
+def test_refusal_dynamics_on_a_vector_that_encodes_no_refusal_cannot_be_tested():
+    from traitscope.reproduce.steering.experiments.refusal import dynamics_checks, no_refusal_vector
+
+    sep = {
+        "response_d": 2.5,
+        "shift_gap": 1.2,
+        "onset": 1,
+        "summary": {"harmful": {"n": 14}, "benign": {"n": 14}},
+    }
+    assert {c.verdict for c in dynamics_checks(sep, 40)} == {HOLDS}  # the numbers alone would pass
+    rollouts = {"positive": {"n": 40, "refused": 1, "share": 0.025}, "negative": {"n": 40, "refused": 0, "share": 0}}
+    why = no_refusal_vector(rollouts, None, "; measured anyway: response d = 2.50")
+    assert why and "encodes the harmful request" in why and "d = 2.50" in why
+    checks = dynamics_checks(sep, 40, why)
+    assert {c.verdict for c in checks} == {UNTESTABLE} and combine(checks) == UNTESTABLE
+    refusing = {"positive": {"n": 40, "refused": 30, "share": 0.75}}
+    assert no_refusal_vector(refusing, None) is None
 
 
 def test_refusal_config_is_the_most_blocking_coherent_one():

@@ -11,7 +11,7 @@ from traitscope.reproduce.common.profiles import (
     balanced_subset,
 )
 from traitscope.reproduce.common.session import Results, Setup, save_results
-from traitscope.reproduce.common.verdict import FAILS, HOLDS, UNTESTABLE, WEAKER, Check, Rule, combine
+from traitscope.reproduce.common.verdict import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, WEAKER, Check, Rule, combine
 
 __all__ = [
     "DEFAULT_BASE_MODEL",
@@ -19,6 +19,7 @@ __all__ = [
     "DETECTION_PROFILES",
     "FAILS",
     "HOLDS",
+    "INCONCLUSIVE",
     "STEERING_PROFILES",
     "UNTESTABLE",
     "WEAKER",

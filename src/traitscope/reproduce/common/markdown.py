@@ -26,6 +26,7 @@ INTRO = (
 VERDICT_MARK = {
     "holds": "✅ holds",
     "holds weaker": "🟡 holds weaker",
+    "inconclusive": "🔘 inconclusive",
     "does not hold": "❌ does not hold",
     "cannot test here": "⚪ cannot test here",
 }
@@ -172,7 +173,12 @@ def rules_table(rules: dict[str, Rule], where: str, extra: str = "") -> str:
     return (
         "### Verdict rules\n\n"
         + f"Fixed before any run (`{where}`). A finding takes its worst testable check{extra}.\n\n"
-        + table(("check", "thresholds"), rows, "ll")
+        + "Each rule has a null (where the claim's sign flips) and a holds bar near the log's size. A number "
+        "holds past the bar and weaker short of it, both only when it sits on the claim's side of the null by more "
+        "than its noise (the ± beside ours: a 95% bootstrap CI over paired questions, traits or (trait, layer) "
+        "cells, a CI from fold spread, or a Fisher-z CI of r) and never less than the rule's margin; within the "
+        "noise it is inconclusive, beyond it on the wrong side it does not hold. Missing or degenerate data is "
+        "'cannot test here', never a pass.\n\n" + table(("check", "thresholds"), rows, "ll")
     )
 
 

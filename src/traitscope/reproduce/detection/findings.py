@@ -118,38 +118,42 @@ BASE_TO_IT_SETUP = (
 )
 
 
-# --- verdict thresholds -------------------------------------------------------------------------
-# One per claim. The "holds" bar sits near the log's own number, a little below it (the bundled
-# models are 10-50x smaller than the log's and the quick profile is noisier); the "weaker" bar keeps
-# the claim's direction but not its size. Units: pct (0.9 -> 90%), pp (0.05 -> 5 points), num.
+# --- verdict rules ------------------------------------------------------------------------------
+# One per claim: Rule(holds, null, higher, unit, margin). The "holds" bar sits near the log's own
+# number, a little below it (the bundled models are 10-50x smaller than the log's and the quick
+# profile is noisier). The null is where the claim's sign flips: 0 for "A beats B" (a difference),
+# the edge of what the claim allows for "little drop" / "no better than random" / "detects". The
+# margin is the least noise assumed (a measured noise, where the experiment has one, can only widen
+# it). Units: pct (0.9 -> 90%), pp (0.05 -> 5 points), num.
 RULES: dict[str, Rule] = {
     # 1. methods: probe has ~no polarity failures (log 0/234) and the best accuracy
-    "probe_polarity_failures": Rule(0.02, 0.10, higher=False, unit="pct"),
-    "probe_acc_margin": Rule(0.0, -0.03, unit="pp"),  # probe mean accuracy minus the best other method
-    "gradient_polarity_failures": Rule(0.15, 0.30, higher=False, unit="pct"),  # log 11.5%
-    "mean_diff_below_probe": Rule(0.10, 0.0, unit="pp"),  # probe minus mean_diff accuracy (log 20 pts)
-    # ICA / PCA-diff "no better than random": their mean accuracy minus random's
-    "pca_diff_vs_random": Rule(0.05, 0.15, higher=False, unit="pp"),
-    "ica_vs_random": Rule(0.05, 0.15, higher=False, unit="pp"),
+    "probe_polarity_failures": Rule(0.02, 0.10, higher=False, unit="pct", margin=0.02),
+    "probe_acc_margin": Rule(0.02, 0.0, unit="pp", margin=0.01),  # probe mean accuracy minus the best other
+    "gradient_polarity_failures": Rule(0.15, 0.30, higher=False, unit="pct", margin=0.02),  # log 11.5%
+    "mean_diff_below_probe": Rule(0.10, 0.0, unit="pp", margin=0.01),  # probe minus mean_diff (log 20 pts)
+    # ICA / PCA-diff "no better than random": their mean accuracy minus random's; the claim allows a
+    # few points (the log's own +4.5 and +1.4) and fails past 10
+    "pca_diff_vs_random": Rule(0.05, 0.10, higher=False, unit="pp", margin=0.01),
+    "ica_vs_random": Rule(0.05, 0.10, higher=False, unit="pp", margin=0.01),
     # 2. cross-language (log 99.6% cross, drop 0.4%) and cross-topic (91.4%, drop 8.6%)
-    "cross_lang_probe": Rule(0.95, 0.80, unit="pct"),
-    "cross_lang_drop": Rule(0.05, 0.15, higher=False, unit="pp"),
-    "cross_lang_probe_minus_mean_diff": Rule(0.25, 0.05, unit="pp"),  # log: ~100% vs ~50%
-    "cross_topic_probe": Rule(0.85, 0.70, unit="pct"),
-    "cross_topic_drop": Rule(0.10, 0.20, higher=False, unit="pp"),
+    "cross_lang_probe": Rule(0.95, 0.80, unit="pct", margin=0.02),
+    "cross_lang_drop": Rule(0.05, 0.15, higher=False, unit="pp", margin=0.02),
+    "cross_lang_probe_minus_mean_diff": Rule(0.25, 0.0, unit="pp", margin=0.02),  # log: ~100% vs ~50%
+    "cross_topic_probe": Rule(0.85, 0.70, unit="pct", margin=0.02),
+    "cross_topic_drop": Rule(0.10, 0.20, higher=False, unit="pp", margin=0.02),
     # 3. cross-distribution (optimism domains): probe transfers (log 98.75%), mean_diff less (76.25%)
-    "cross_dist_probe": Rule(0.90, 0.75, unit="pct"),
-    "cross_dist_probe_minus_mean_diff": Rule(0.10, 0.0, unit="pp"),
+    "cross_dist_probe": Rule(0.90, 0.75, unit="pct", margin=0.02),
+    "cross_dist_probe_minus_mean_diff": Rule(0.10, 0.0, unit="pp", margin=0.02),
     # 4. components: attn_out beats residual by ~10 pts accuracy; V beats residual by ~0.17 AUROC
-    "attn_out_minus_residual_acc": Rule(0.05, 0.0, unit="pp"),
-    "v_minus_residual_auroc": Rule(0.05, 0.0, unit="num"),
+    "attn_out_minus_residual_acc": Rule(0.05, 0.0, unit="pp", margin=0.01),
+    "v_minus_residual_auroc": Rule(0.05, 0.0, unit="num", margin=0.01),
     # 5. natural vs instruction: the log's diagnostic (> 0.5 same concept, < 0.3 different)
-    "sycophancy_cosine": Rule(0.30, 0.50, higher=False, unit="num"),
-    "sycophancy_cross_acc": Rule(0.65, 0.80, higher=False, unit="pct"),  # log ~50% (chance)
-    "optimism_cosine": Rule(0.50, 0.30, unit="num"),
-    "optimism_cross_acc": Rule(0.90, 0.75, unit="pct"),  # log 97-100%
+    "sycophancy_cosine": Rule(0.30, 0.50, higher=False, unit="num", margin=0.05),
+    "sycophancy_cross_acc": Rule(0.65, 0.80, higher=False, unit="pct", margin=0.02),  # log ~50% (chance)
+    "optimism_cosine": Rule(0.50, 0.30, unit="num", margin=0.05),
+    "optimism_cross_acc": Rule(0.90, 0.75, unit="pct", margin=0.02),  # log 97-100%
     # 6. base -> instruct: the carried vector detects on the target (log 90% accuracy)
-    "carried_accuracy": Rule(0.85, 0.70, unit="pct"),
-    "carried_vs_own_auroc": Rule(-0.05, -0.15, unit="num"),  # carried minus the target's own vector
+    "carried_accuracy": Rule(0.85, 0.70, unit="pct", margin=0.02),
+    "carried_vs_own_auroc": Rule(-0.05, -0.15, unit="num", margin=0.02),  # carried minus the target's own vector
 }
 check = checker(RULES)

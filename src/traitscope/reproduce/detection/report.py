@@ -94,7 +94,7 @@ def _summary(fs: dict[str, Any]) -> str:
         FINDINGS,
         SECTION,
         "\n\nA finding's verdict is its worst check; every check, its threshold and both numbers are in the "
-        "finding's section, and the thresholds are in `traitscope/reproduce/verdict.py` (listed at the end).",
+        "finding's section, and the thresholds are in `traitscope/reproduce/detection/findings.py` (listed at the end).",
     )
 
 

@@ -35,7 +35,7 @@ from traitscope.methods import METHODS, orient
 from traitscope.models.loader import LoadedModel
 from traitscope.reproduce.common.ridge import LinearMap, capture_texts, fit_ridge_map, map_position, neutral_texts
 from traitscope.reproduce.common.runs import RunData
-from traitscope.reproduce.common.stats import cosine
+from traitscope.reproduce.common.stats import cosine, fold_halfwidth
 from traitscope.reproduce.common.verdict import Check
 from traitscope.reproduce.detection.findings import check
 
@@ -101,8 +101,12 @@ def score_fold(c: Carried, X_tr: torch.Tensor, y_tr: torch.Tensor, X_va: torch.T
     }
 
 
-def _mean_folds(folds: list[dict[str, float]]) -> dict[str, float]:
-    return {k: sum(f[k] for f in folds) / len(folds) for k in folds[0]}
+def _mean_folds(folds: list[dict[str, float]]) -> dict[str, float | None]:
+    """Each score's mean over the folds, and ``<score>_noise``: the 95% CI half-width from their spread."""
+    out: dict[str, float | None] = {k: sum(f[k] for f in folds) / len(folds) for k in folds[0]}
+    for k in ("accuracy", "auroc"):
+        out[f"{k}_noise"] = fold_halfwidth([f[k] for f in folds])
+    return out
 
 
 def same_geometry(src: LoadedModel, tgt: LoadedModel) -> bool:
@@ -311,12 +315,19 @@ def transfer_checks(results: Sequence[dict[str, Any]], direct: bool) -> list[Che
             f"the carried vector detects on the target ({where}; k-fold threshold)",
             "90%",
             arm["accuracy"],
+            noise=arm.get("accuracy_noise"),
         ),
         check(
             "carried_vs_own_auroc",
             "carried AUROC close to the target's own vector (carried − own)",
             "— (log gives no own-vector figure)",
             arm["auroc"] - m["target_own"]["auroc"],
+            noise=_sum_noise(arm.get("auroc_noise"), m["target_own"].get("auroc_noise")),
             shown=f"{arm['auroc']:.3f} vs {m['target_own']['auroc']:.3f} ({arm['auroc'] - m['target_own']['auroc']:+.3f})",
         ),
     ]
+
+
+def _sum_noise(a: float | None, b: float | None) -> float | None:
+    """The noise of a difference of two independently noisy means."""
+    return None if a is None or b is None else (a * a + b * b) ** 0.5

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from traitscope.reproduce.common.runs import RunData
-from traitscope.reproduce.common.stats import mean
+from traitscope.reproduce.common.stats import bootstrap_halfwidth, mean
 from traitscope.reproduce.common.verdict import CEILING, Check
 from traitscope.reproduce.detection.findings import COMPONENT_SITES, check
 
@@ -33,33 +33,34 @@ def compare_components(runs: Sequence[RunData]) -> dict[str, Any]:
     }
     checks = []
     for method in ("probe", "mean_diff"):
-        checks.append(
-            _site_check(
+        for key, claim, logged, site, metric in (
+            (
                 "attn_out_minus_residual_acc",
-                f"attn_out beats residual ({method}, accuracy, mean over traits)",
+                "attn_out beats residual ({}, accuracy, mean over traits)",
                 "90% vs 80% (+10 pts)",
-                means[method],
                 "attn_out",
                 "accuracy",
-            )
-        )
-        checks.append(
-            _site_check(
+            ),
+            (
                 "v_minus_residual_auroc",
-                f"V-cache beats residual ({method}, AUROC, mean over traits)",
+                "V-cache beats residual ({}, AUROC, mean over traits)",
                 "0.854 vs 0.687 (+0.17)",
-                means[method],
                 "v",
                 "auroc",
-            )
-        )
+            ),
+        ):
+            diffs = [t[method][site][metric] - t[method]["residual"][metric] for t in per_trait.values()]
+            checks.append(_site_check(key, claim.format(method), logged, means[method], site, metric, diffs))
     return {"per_trait": per_trait, "means": means, "checks": checks}
 
 
-def _site_check(key: str, claim: str, logged: str, means: dict, site: str, metric: str) -> Check:
+def _site_check(
+    key: str, claim: str, logged: str, means: dict, site: str, metric: str, diffs: list[float] | None = None
+) -> Check:
+    """``site`` minus residual, with the bootstrap CI over the traits' paired differences (``diffs``)."""
     a, r = means[site][metric], means["residual"][metric]
     shown = (
         f"{a:.3f} vs {r:.3f} ({a - r:+.3f})" if metric == "auroc" else f"{a:.1%} vs {r:.1%} ({(a - r) * 100:+.1f} pts)"
     )
     why = f"ceiling: both ≥ {CEILING:.0%}" if min(a, r) >= CEILING else None
-    return check(key, claim, logged, a - r, why_untestable=why, shown=shown)
+    return check(key, claim, logged, a - r, why_untestable=why, shown=shown, noise=bootstrap_halfwidth(diffs or []))

@@ -9,6 +9,7 @@ from typing import Any
 from traitscope.evaluation import evaluate
 from traitscope.reproduce.common.profiles import Profile
 from traitscope.reproduce.common.runs import RunData
+from traitscope.reproduce.common.stats import bootstrap_halfwidth
 from traitscope.reproduce.common.verdict import Check
 from traitscope.reproduce.detection import findings as log
 from traitscope.reproduce.detection.findings import METHOD_ORDER, check
@@ -43,7 +44,7 @@ def compare_methods(runs: Sequence[RunData], profile: Profile, step: Step = _noo
         "rows": rows,
         "traits": [r.trait for r in runs],
         "layers": runs[0].layers if runs else [],
-        "checks": _method_checks(summary),
+        "checks": _method_checks(summary, rows),
     }
 
 
@@ -61,45 +62,55 @@ def _method_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _method_checks(s: dict[str, dict[str, Any]]) -> list[Check]:
+# (key, claim, the log's figure, method a, method b): the check is a's mean accuracy minus b's
+DIFFERENCES = (
+    (
+        "mean_diff_below_probe",
+        "mean_diff is well below probe (probe − mean_diff accuracy)",
+        "85.9% − 65.7% = +20.2 pts",
+        "probe",
+        "mean_diff",
+    ),
+    (
+        "pca_diff_vs_random",
+        "PCA diff is no better than random (PCA diff − random accuracy)",
+        "51.0% − 46.5% = +4.5 pts",
+        "pca_diff",
+        "random",
+    ),
+    (
+        "ica_vs_random",
+        "ICA is no better than random (ICA − random accuracy)",
+        "47.9% − 46.5% = +1.4 pts",
+        "ica",
+        "random",
+    ),
+)
+
+
+def _method_checks(s: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> list[Check]:
+    """Accuracy differences carry the 95% bootstrap CI of the paired (trait, layer) differences."""
     acc = {m: v["accuracy"] for m, v in s.items()}
     best_other = max((m for m in acc if m != "probe"), key=acc.__getitem__)
-    L = log.METHODS_TABLE
+    by = {(r["trait"], r["layer"], r["method"]): r["accuracy"] for r in rows}
+    cells = sorted({(r["trait"], r["layer"]) for r in rows})
+
+    def diff(key: str, claim: str, logged: str, a: str, b: str) -> Check:
+        noise = bootstrap_halfwidth([by[(t, layer, a)] - by[(t, layer, b)] for t, layer in cells])
+        return check(key, claim, logged, acc[a] - acc[b], noise=noise)
+
+    def failures(key: str, method: str, claim: str) -> Check:
+        return check(key, claim, str(log.METHODS_TABLE[method]["polarity_failures"]), s[method]["fail_rate"])
+
     return [
-        check(
-            "probe_polarity_failures",
-            "probe has no polarity failures",
-            str(L["probe"]["polarity_failures"]),
-            s["probe"]["fail_rate"],
-        ),
-        check(
+        failures("probe_polarity_failures", "probe", "probe has no polarity failures"),
+        diff(
             "probe_acc_margin",
             f"probe has the best mean accuracy (margin over {best_other})",
             "85.9% vs gradient 81.0% (+4.9 pts)",
-            acc["probe"] - acc[best_other],
+            "probe",
+            best_other,
         ),
-        check(
-            "gradient_polarity_failures",
-            "gradient has few polarity failures",
-            str(L["gradient"]["polarity_failures"]),
-            s["gradient"]["fail_rate"],
-        ),
-        check(
-            "mean_diff_below_probe",
-            "mean_diff is well below probe (probe − mean_diff accuracy)",
-            "85.9% − 65.7% = +20.2 pts",
-            acc["probe"] - acc["mean_diff"],
-        ),
-        check(
-            "pca_diff_vs_random",
-            "PCA diff is no better than random (PCA diff − random accuracy)",
-            "51.0% − 46.5% = +4.5 pts",
-            acc["pca_diff"] - acc["random"],
-        ),
-        check(
-            "ica_vs_random",
-            "ICA is no better than random (ICA − random accuracy)",
-            "47.9% − 46.5% = +1.4 pts",
-            acc["ica"] - acc["random"],
-        ),
+        failures("gradient_polarity_failures", "gradient", "gradient has few polarity failures"),
+        *(diff(*d) for d in DIFFERENCES),
     ]

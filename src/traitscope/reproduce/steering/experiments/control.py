@@ -49,13 +49,15 @@ def _detect_control_check(cross: dict[str, Any] | None) -> Check:
         why = (cross or {}).get("untestable", "the cross-model experiment did not run")
         return check(key, claim, log, None, why)
     p = cross["primary"]
-    if p["detect_kept"] is None or p["control_kept"] is None:
-        why = "the target's own vector " + (
-            "does not detect (AUROC ≤ 0.5)"
-            if p["detect_kept"] is None
-            else "did not raise the trait score while coherent"
+    if p["detect_kept"] is None:
+        return check(key, claim, log, None, "the target's own vector does not detect (AUROC ≤ 0.5): nothing to keep")
+    if p["control_kept"] is None:
+        why = (
+            "no configuration of the carried vector stayed coherent, so its control cannot be measured"
+            if p.get("best_delta", 0.0) is None
+            else "the target's own vector did not raise the trait score while coherent: nothing to keep"
         )
-        return check(key, claim, log, None, why + ", so there is nothing to keep")
+        return check(key, claim, log, None, why)
     value = p["detect_kept"] - p["control_kept"]
     return check(
         key,

@@ -156,8 +156,8 @@ def cross_model(
         a.update(_summary([r for r in carried_rows if r["method"] == a["name"]], ctx.floor))
         o = own[a["method"]]
         a["detect_kept"] = _kept(a["auroc"] - 0.5, o["auroc"] - 0.5)
-        # a carried vector with no coherent configuration gained nothing usable: 0, not unknown
-        a["control_kept"] = _kept(a["best_delta"] if a["best_delta"] is not None else 0.0, o["best_delta"])
+        # a carried vector with no coherent configuration has no control to measure: unknown, not 0
+        a["control_kept"] = _kept(a["best_delta"], o["best_delta"])
     primary = next(a for a in arms if (a["method"], a["arm"]) == PRIMARY)
     return {
         "source": source,
@@ -187,7 +187,7 @@ def _steer_check(primary: dict[str, Any], own: dict[str, Any]) -> Check:
         "the target's own vector's)",
         "84.3% (SFT) / 83.2% (DPO) trait, coherence 76-82%",
         kept,
-        None if kept is not None else "the target's own vector did not raise the trait score while coherent",
+        None if kept is not None else _why_no_control(primary, own),
         shown=None
         if kept is None
         else f"{primary['best_delta'] or 0.0:+.1f} vs own {own['best_delta']:+.1f} ({kept:.2f}×)",
@@ -213,3 +213,9 @@ def _kept(carried: float | None, own: float | None) -> float | None:
     if carried is None or own is None or own <= 0:
         return None
     return carried / own
+
+
+def _why_no_control(carried: dict[str, Any], own: dict[str, Any]) -> str:
+    if carried["best_delta"] is None:
+        return "no configuration of the carried vector stayed coherent, so its control cannot be measured"
+    return "the target's own vector did not raise the trait score while coherent"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from traitscope.reproduce.common.stats import pearson
+from traitscope.reproduce.common.stats import bootstrap_halfwidth, paired_diffs, pearson, r_halfwidth
 from traitscope.reproduce.common.verdict import Check
 from traitscope.reproduce.steering.experiments.context import METHODS, Context, best_coherent, eval_row, steer_rows
 from traitscope.reproduce.steering.experiments.ratio_law import sweep_configs
@@ -20,14 +20,13 @@ def scan_configs(layers: Sequence[int], ratios: Sequence[float]) -> list[SteerCo
     return sweep_configs(layers, ratios)
 
 
-def layer_delta(rows: Sequence[dict[str, Any]], floor: float) -> tuple[float | None, bool]:
-    """A layer's steering delta: the best over its ratios that stay coherent, else (nothing
-    coherent) the delta at its smallest ratio, flagged incoherent."""
+def layer_row(rows: Sequence[dict[str, Any]], floor: float) -> tuple[dict[str, Any] | None, bool]:
+    """The row behind a layer's steering delta: the best over its ratios that stay coherent, else
+    (nothing coherent) the one at its smallest ratio, flagged incoherent."""
     best = best_coherent(rows, floor)
     if best is not None:
-        return best["delta"], True
-    smallest = min(rows, key=lambda r: r["ratio"], default=None)
-    return (smallest["delta"] if smallest else None), False
+        return best, True
+    return min(rows, key=lambda r: r["ratio"], default=None), False
 
 
 def layer_scan(
@@ -44,14 +43,16 @@ def layer_scan(
         table[m] = []
         for layer in layers:
             ev = eval_row(evaluation, "residual", m, layer)
-            delta, ok = layer_delta([r for r in rows if r["method"] == m and r["layers"] == [layer]], ctx.floor)
+            row, ok = layer_row([r for r in rows if r["method"] == m and r["layers"] == [layer]], ctx.floor)
             table[m].append(
                 {
                     "layer": layer,
                     "accuracy": ev["accuracy"],
                     "auroc": ev["auroc"],
                     "effect_size": ev["effect_size"],
-                    "delta": delta,
+                    "delta": row["delta"] if row else None,
+                    # 95% bootstrap half-width of the delta over the questions (paired with the baseline)
+                    "delta_noise": bootstrap_halfwidth(paired_diffs(row, base)) if row else None,
                     "coherent": ok,
                 }
             )
@@ -82,7 +83,7 @@ def metrics_vs_steering(scan: dict[str, Any], n_layers: int) -> dict[str, Any]:
     trap = max(late, key=lambda r: (r["accuracy"], r["effect_size"]), default=None)
     earlier = (best_ex["layer"] - best_st["layer"]) / (n_layers - 1)
     checks = [
-        *_correlation_checks(r_eff, r_acc),
+        *_correlation_checks(r_eff, r_acc, len(t)),
         check(
             "steer_layer_earlier",
             "the best steering layer sits earlier than the best extraction layer "
@@ -104,7 +105,8 @@ def metrics_vs_steering(scan: dict[str, Any], n_layers: int) -> dict[str, Any]:
     }
 
 
-def _correlation_checks(r_eff: float | None, r_acc: float | None) -> list[Check]:
+def _correlation_checks(r_eff: float | None, r_acc: float | None, n: int) -> list[Check]:
+    """``n``: the layers behind each r (its Fisher-z CI is the noise of the first check)."""
     return [
         check(
             "r_effect_delta",
@@ -112,6 +114,7 @@ def _correlation_checks(r_eff: float | None, r_acc: float | None) -> list[Check]
             "r = 0.898",
             r_eff,
             None if r_eff is not None else "needs ≥ 3 layers with varying numbers",
+            noise=None if r_eff is None else r_halfwidth(r_eff, n),
         ),
         check(
             "r_effect_minus_acc",
@@ -141,5 +144,6 @@ def _trap_check(trap: dict[str, Any] | None) -> Check:
         "late-layer trap: the most accurate late layer steers badly (its Δ)",
         "L25: 95% val acc, −10.6 Δ",
         trap["delta"],
+        noise=trap.get("delta_noise"),
         shown=f"L{trap['layer']}: {trap['accuracy']:.0%} val acc, Δ {trap['delta']:+.1f}",
     )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from traitscope.reproduce.common.stats import bootstrap_halfwidth, paired_diffs
 from traitscope.reproduce.common.verdict import Check
 from traitscope.reproduce.steering.experiments.context import Context, best_coherent, config_label, steer_rows
 from traitscope.reproduce.steering.findings import check
@@ -60,28 +61,7 @@ def multi_layer(
         for a, b in ranges
     }
     per_mode = {m: best_coherent([r for r in rows if r["mode"] == m], ctx.floor) for m in ("weighted", "orthogonal")}
-    # nothing coherent counts as no gain (delta 0): the configuration cannot be used
-    d_single = best_single["delta"] if best_single else 0.0
-    d_multi = best_multi["delta"] if best_multi else 0.0
-    dw, do = ((per_mode[m]["delta"] if per_mode[m] else 0.0) for m in ("weighted", "orthogonal"))
-    checks = [
-        check(
-            "multi_minus_single",
-            "best multi-layer Δ minus best single-layer Δ (both coherent)",
-            "L[6-10] 90.8 vs L8 89.3 (+1.5)",
-            d_multi - d_single,
-            shown=f"{config_label(best_multi)} {d_multi:+.1f} vs {config_label(best_single)} {d_single:+.1f} "
-            f"({d_multi - d_single:+.1f} pts)",
-        ),
-        _in_range_check(in_range),
-        check(
-            "weighted_vs_orthogonal",
-            "weighted and orthogonal modes do about as well (|Δw − Δo|)",
-            "similar results",
-            abs(dw - do),
-            shown=f"{dw:+.1f} vs {do:+.1f} (|diff| {abs(dw - do):.1f} pts)",
-        ),
-    ]
+    checks = [_multi_check(best_multi, best_single), _in_range_check(in_range), _mode_check(per_mode)]
     return {
         "ranges": [list(r) for r in ranges],
         "ratios": ctx.ratios(ctx.sizes.multi_factors),
@@ -96,18 +76,64 @@ def multi_layer(
     }
 
 
-def _in_range_check(in_range: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]) -> Check:
-    """Per range: best multi Δ minus the best single layer inside it (nothing coherent = 0);
+Row = dict[str, Any] | None
+
+
+def gap_noise(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    """95% bootstrap half-width of ``a``'s trait score minus ``b``'s over the questions both answered."""
+    return bootstrap_halfwidth(paired_diffs(a, b))
+
+
+def _multi_check(best_multi: Row, best_single: Row) -> Check:
+    key, claim, log = (
+        "multi_minus_single",
+        "best multi-layer Δ minus best single-layer Δ (both coherent)",
+        "L[6-10] 90.8 vs L8 89.3 (+1.5)",
+    )
+    if best_multi is None or best_single is None:
+        which = "multi-layer" if best_multi is None else "single-layer"
+        return check(key, claim, log, None, f"no {which} configuration stayed coherent: nothing to compare")
+    dm, ds = best_multi["delta"], best_single["delta"]
+    return check(
+        key,
+        claim,
+        log,
+        dm - ds,
+        noise=gap_noise(best_multi, best_single),
+        shown=f"{config_label(best_multi)} {dm:+.1f} vs {config_label(best_single)} {ds:+.1f} ({dm - ds:+.1f} pts)",
+    )
+
+
+def _mode_check(per_mode: dict[str, Row]) -> Check:
+    key, claim, log = (
+        "weighted_vs_orthogonal",
+        "weighted and orthogonal modes do about as well (|Δw − Δo|)",
+        "similar results",
+    )
+    w, o = per_mode["weighted"], per_mode["orthogonal"]
+    if w is None or o is None:
+        which = "weighted" if w is None else "orthogonal"
+        return check(key, claim, log, None, f"no {which} configuration stayed coherent: nothing to compare")
+    dw, do = w["delta"], o["delta"]
+    return check(
+        key,
+        claim,
+        log,
+        abs(dw - do),
+        noise=gap_noise(w, o),
+        shown=f"{dw:+.1f} vs {do:+.1f} (|diff| {abs(dw - do):.1f} pts)",
+    )
+
+
+def _in_range_check(in_range: dict[str, tuple[Row, Row]]) -> Check:
+    """Per range: best multi Δ minus the best single layer inside it, where both stayed coherent;
     the check takes the range where the multi-layer push does best."""
     claim = "a layer range beats the best single layer inside it (best range)"
     log = "L[6-10] +29.5 vs L8 +28.0 (+1.5)"
-    gaps = {
-        k: ((m["delta"] if m else 0.0) - (o["delta"] if o else 0.0), m, o)
-        for k, (m, o) in in_range.items()
-        if o is not None  # a range with no evaluated single layer inside has nothing to compare
-    }
+    gaps = {k: (m["delta"] - o["delta"], m, o) for k, (m, o) in in_range.items() if m is not None and o is not None}
     if not gaps:
-        return check("multi_minus_single_in_range", claim, log, None, "no single layer evaluated inside the ranges")
+        why = "no range has both a coherent multi-layer and a coherent single-layer configuration inside it"
+        return check("multi_minus_single_in_range", claim, log, None, why)
     key = max(gaps, key=lambda k: gaps[k][0])
     gap, m, o = gaps[key]
     return check(
@@ -115,5 +141,6 @@ def _in_range_check(in_range: dict[str, tuple[dict[str, Any] | None, dict[str, A
         claim,
         log,
         gap,
-        shown=f"{config_label(m) if m else key + ' none coherent'} {(m or {}).get('delta', 0.0):+.1f} vs {config_label(o)} {o['delta']:+.1f} ({gap:+.1f} pts)",
+        noise=gap_noise(m, o),
+        shown=f"{config_label(m)} {m['delta']:+.1f} vs {config_label(o)} {o['delta']:+.1f} ({gap:+.1f} pts)",
     )

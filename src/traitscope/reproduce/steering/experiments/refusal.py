@@ -12,7 +12,7 @@ from traitscope.activations import parse_position
 from traitscope.judges.lexicon import refusal as lexicon_refusal
 from traitscope.monitor import GenerationConfig, VectorBank, monitor_prompts, write_trace
 from traitscope.prompts import load_prompt_set
-from traitscope.reproduce.common.stats import cohens_d, pooled_sd
+from traitscope.reproduce.common.stats import cohens_d, d_halfwidth, pooled_sd
 from traitscope.reproduce.common.verdict import Check
 from traitscope.reproduce.steering.experiments.context import (
     Context,
@@ -113,6 +113,7 @@ def refusal_dynamics(ctx: Context, run_dir: Path, evaluation: dict[str, Any]) ->
     for n in sets:
         sep["summary"][n]["refusal_share"] = sum(s >= REFUSAL_SCORE for s in refused[n]) / len(refused[n])
     ev = eval_row(evaluation, "residual", "probe", layer)
+    rollouts = rollout_refusals(run_dir)
     return {
         "layer": layer,
         "method": "probe",
@@ -120,7 +121,7 @@ def refusal_dynamics(ctx: Context, run_dir: Path, evaluation: dict[str, Any]) ->
         "vector_auroc": ev["auroc"],
         "vector_accuracy": ev["accuracy"],
         **sep,
-        "rollouts": rollout_refusals(run_dir),
+        "rollouts": rollouts,
         "examples": {
             n: [
                 {"id": t["id"], "prompt": t["prompt"], "response": t["response"], "refusal": s}
@@ -128,7 +129,7 @@ def refusal_dynamics(ctx: Context, run_dir: Path, evaluation: dict[str, Any]) ->
             ]
             for n in sets
         },
-        "checks": dynamics_checks(sep, ctx.sizes.monitor_tokens),
+        "checks": dynamics_checks(sep, ctx.sizes.monitor_tokens, no_refusal_vector(rollouts, None, _measured(sep))),
     }
 
 
@@ -158,16 +159,25 @@ def separation(sets: dict[str, list[dict[str, Any]]], layer: int) -> dict[str, A
     }
 
 
-def dynamics_checks(sep: dict[str, Any], limit: int) -> list[Check]:
+def _measured(sep: dict[str, Any]) -> str:
+    d = sep["response_d"]
+    return "" if d is None else f"; measured anyway: response d = {d:.2f}"
+
+
+def dynamics_checks(sep: dict[str, Any], limit: int, invalid: str | None = None) -> list[Check]:
+    """``invalid``: why the vector cannot carry the claim (the model did not refuse in its own
+    extraction rollouts, so the vector encodes the harmful request): every check cannot be tested."""
     d, shift_gap, onset = sep["response_d"], sep["shift_gap"], sep["onset"]
+    n = sep["summary"]
     return [
         check(
             "response_separation_d",
             "harmful and benign responses separate on the refusal vector (Cohen's d of response means)",
             "harmful +0.16 vs benign −0.33 (~0.5 apart, raw units)",
             d,
-            None if d is not None else "too few responses",
+            invalid or (None if d is not None else "too few responses"),
             shown=None if d is None else f"d = {d:.2f}",
+            noise=None if d is None else d_halfwidth(d, n["harmful"]["n"], n["benign"]["n"]),
         ),
         check(
             "harmful_shift_minus_benign",
@@ -175,7 +185,7 @@ def dynamics_checks(sep: dict[str, Any], limit: int) -> list[Check]:
             "ones do not (shift gap in pooled response sds)",
             "harmful −0.23 → +0.16, benign −0.38 → −0.33",
             shift_gap,
-            None if shift_gap is not None else "too few responses",
+            invalid or (None if shift_gap is not None else "too few responses"),
         ),
         check(
             "separation_onset",
@@ -183,6 +193,7 @@ def dynamics_checks(sep: dict[str, Any], limit: int) -> list[Check]:
             f"harmful − benign > {ONSET_SDS:g} pooled sd)",
             "instant: token 2 (EM dynamics)",
             float(onset if onset is not None else limit),
+            invalid,
             shown=f"token {onset}" if onset is not None else f"never in {limit} tokens",
         ),
     ]
@@ -191,12 +202,16 @@ def dynamics_checks(sep: dict[str, Any], limit: int) -> list[Check]:
 # --- 6. steering against jailbreaks ---------------------------------------------------------------------
 
 
-def no_refusal_vector(rollouts: dict[str, dict[str, float]], blocked: float | None) -> str | None:
-    """Why the jailbreak claim cannot be tested, when the extraction rollouts hold no refusals."""
+def no_refusal_vector(
+    rollouts: dict[str, dict[str, float]], blocked: float | None, measured: str | None = None
+) -> str | None:
+    """Why a refusal claim (findings 5 and 6) cannot be tested, when the extraction rollouts hold no
+    refusals: the vector then encodes the harmful request, not a refusal the model makes."""
     pos = rollouts.get("positive", {"n": 0, "refused": 0, "share": 0.0})
     if pos["share"] >= MIN_REFUSING_ROLLOUTS:
         return None
-    measured = "" if blocked is None else f"; measured anyway: {blocked:.0%} of the jailbreaks blocked"
+    if measured is None:
+        measured = "" if blocked is None else f"; measured anyway: {blocked:.0%} of the jailbreaks blocked"
     return (
         f"the model refused in {pos['refused']:.0f} of its {pos['n']:.0f} positive extraction rollouts (< "
         f"{MIN_REFUSING_ROLLOUTS:.0%}), so the 'refusal' vector encodes the harmful request, not a refusal{measured}"
