@@ -307,3 +307,79 @@ def test_ratio_sweep_smoke_on_the_bundled_model(lm, tmp_path):
     meta = {"model": {"name": lm.name, "n_layers": lm.n_layers, "hidden_size": lm.hidden_size}, "judge": "test"}
     text = _ratio_law(f, meta, {})
     assert "| 1.2 |" in text and "act_norm" in text
+
+
+# --- the command end to end on a tiny setting -----------------------------------------------------------
+
+TINY_SIZES = {
+    "name": "tiny",
+    "pairs": 4,
+    "rollout_tokens": 4,
+    "folds": 2,
+    "n_random": 3,
+    "layer_step": 14,
+    "neutral_cap": 24,
+    "batch_size": 8,
+    "questions": 2,
+    "answer_tokens": 4,
+    "sweep_depths": [0.5],
+    "sweep_ratios": [0.2, 0.6],
+    "scan_factors": [1.0],
+    "multi_factors": [1.0],
+    "refusal_depths": [0.3],
+    "refusal_factors": [1.0],
+    "monitor_tokens": 4,
+    "cross_factors": [1.0],
+    "steer_batch_size": 16,
+}
+
+
+def test_reproduce_steering_quick_through_the_cli(tmp_path, monkeypatch):
+    """`traitscope reproduce steering --quick` on the bundled models with every size cut down: all
+    seven findings run, each gets a verdict, and the report section names the command that made it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from traitscope.cli import reproduce_cmd  # noqa: F401  (registers `reproduce` on the app)
+    from traitscope.cli.app import app
+    from traitscope.reproduce.common.verdict import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, WEAKER
+    from traitscope.reproduce.steering.findings import FINDINGS
+
+    sizes = tmp_path / "tiny.json"
+    sizes.write_text(json.dumps(TINY_SIZES))
+    report = tmp_path / "docs" / "REPRODUCTION.md"
+    args = ["reproduce", "steering", "--quick", "--sizes", str(sizes), "--out", str(tmp_path / "out")]
+    args += ["--report", str(report), "--json"]
+    monkeypatch.setattr("sys.argv", ["traitscope", *args])  # what a shell would hand the command
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{") :])
+    assert summary["profile"] == "tiny" and set(summary["verdicts"]) == set(FINDINGS)
+    assert set(summary["verdicts"].values()) <= {HOLDS, WEAKER, INCONCLUSIVE, FAILS, UNTESTABLE}
+    results = json.loads((tmp_path / "out" / "steering-tiny.json").read_text())
+    fs = results["findings"]
+    assert fs["ratio_law"]["ratios"] == [0.2, 0.6] and len(fs["ratio_law"]["rows"]) == 2 * 1 * 2
+    assert fs["cross_model"]["source"]["name"] == "gemma3-270m"  # the default base model, through a ridge map
+    # a refusal vector from 4-token rollouts holds no refusals: findings 5 and 6 say so instead of passing
+    for key in ("refusal_dynamics", "jailbreaks"):
+        assert fs[key]["verdict"] == UNTESTABLE and "encodes the harmful request" in fs[key]["untestable_reasons"][0]
+    text = report.read_text()
+    assert "<!-- steering:start -->" in text and f"`traitscope {' '.join(args)}`" in text
+    assert "(reproduction/steering_ratio_law.png)" in text and (report.parent / "reproduction").is_dir()
+
+
+def test_cli_rejects_a_bad_sizes_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from traitscope.cli import reproduce_cmd  # noqa: F401
+    from traitscope.cli.app import app
+    from traitscope.errors import TraitscopeError
+
+    bad = tmp_path / "sizes.json"
+    bad.write_text('{"questoins": 2}')
+    result = CliRunner().invoke(app, ["reproduce", "steering", "--quick", "--sizes", str(bad)])
+    assert isinstance(result.exception, TraitscopeError) and "questoins" in str(result.exception)
+    bad.write_text('{"questions": 2}')
+    result = CliRunner().invoke(app, ["reproduce", "detection", "--quick", "--sizes", str(bad)])
+    assert isinstance(result.exception, TraitscopeError) and "detection profile" in str(result.exception)

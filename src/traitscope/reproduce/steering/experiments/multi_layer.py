@@ -84,45 +84,31 @@ def gap_noise(a: dict[str, Any], b: dict[str, Any]) -> float | None:
     return bootstrap_halfwidth(paired_diffs(a, b))
 
 
-def _multi_check(best_multi: Row, best_single: Row) -> Check:
-    key, claim, log = (
-        "multi_minus_single",
-        "best multi-layer Δ minus best single-layer Δ (both coherent)",
-        "L[6-10] 90.8 vs L8 89.3 (+1.5)",
-    )
-    if best_multi is None or best_single is None:
-        which = "multi-layer" if best_multi is None else "single-layer"
+def _gap_check(key: str, claim: str, log: str, a: Row, b: Row, names: tuple[str, str], absolute: bool = False) -> Check:
+    """``a``'s Δ minus ``b``'s (or its size), with the paired question noise; untestable when either
+    side has no coherent configuration (nothing coherent is not a Δ of 0)."""
+    if a is None or b is None:
+        which = names[0] if a is None else names[1]
         return check(key, claim, log, None, f"no {which} configuration stayed coherent: nothing to compare")
-    dm, ds = best_multi["delta"], best_single["delta"]
-    return check(
-        key,
-        claim,
-        log,
-        dm - ds,
-        noise=gap_noise(best_multi, best_single),
-        shown=f"{config_label(best_multi)} {dm:+.1f} vs {config_label(best_single)} {ds:+.1f} ({dm - ds:+.1f} pts)",
+    gap = a["delta"] - b["delta"]
+    shown = (
+        f"{a['delta']:+.1f} vs {b['delta']:+.1f} (|diff| {abs(gap):.1f} pts)"
+        if absolute
+        else f"{config_label(a)} {a['delta']:+.1f} vs {config_label(b)} {b['delta']:+.1f} ({gap:+.1f} pts)"
     )
+    return check(key, claim, log, abs(gap) if absolute else gap, noise=gap_noise(a, b), shown=shown)
+
+
+def _multi_check(best_multi: Row, best_single: Row) -> Check:
+    claim = "best multi-layer Δ minus best single-layer Δ (both coherent)"
+    names = ("multi-layer", "single-layer")
+    return _gap_check("multi_minus_single", claim, "L[6-10] 90.8 vs L8 89.3 (+1.5)", best_multi, best_single, names)
 
 
 def _mode_check(per_mode: dict[str, Row]) -> Check:
-    key, claim, log = (
-        "weighted_vs_orthogonal",
-        "weighted and orthogonal modes do about as well (|Δw − Δo|)",
-        "similar results",
-    )
+    claim = "weighted and orthogonal modes do about as well (|Δw − Δo|)"
     w, o = per_mode["weighted"], per_mode["orthogonal"]
-    if w is None or o is None:
-        which = "weighted" if w is None else "orthogonal"
-        return check(key, claim, log, None, f"no {which} configuration stayed coherent: nothing to compare")
-    dw, do = w["delta"], o["delta"]
-    return check(
-        key,
-        claim,
-        log,
-        abs(dw - do),
-        noise=gap_noise(w, o),
-        shown=f"{dw:+.1f} vs {do:+.1f} (|diff| {abs(dw - do):.1f} pts)",
-    )
+    return _gap_check("weighted_vs_orthogonal", claim, "similar results", w, o, ("weighted", "orthogonal"), True)
 
 
 def _in_range_check(in_range: dict[str, tuple[Row, Row]]) -> Check:
@@ -134,13 +120,6 @@ def _in_range_check(in_range: dict[str, tuple[Row, Row]]) -> Check:
     if not gaps:
         why = "no range has both a coherent multi-layer and a coherent single-layer configuration inside it"
         return check("multi_minus_single_in_range", claim, log, None, why)
-    key = max(gaps, key=lambda k: gaps[k][0])
-    gap, m, o = gaps[key]
-    return check(
-        "multi_minus_single_in_range",
-        claim,
-        log,
-        gap,
-        noise=gap_noise(m, o),
-        shown=f"{config_label(m)} {m['delta']:+.1f} vs {config_label(o)} {o['delta']:+.1f} ({gap:+.1f} pts)",
-    )
+    best = max(gaps, key=lambda k: gaps[k][0])
+    _, m, o = gaps[best]
+    return _gap_check("multi_minus_single_in_range", claim, log, m, o, ("multi-layer", "single-layer"))
