@@ -252,10 +252,19 @@ def test_detection_smoke_on_the_bundled_model(lm, tmp_path):
         "pca_diff",
         "random",
     }
-    assert fs["methods"]["verdict"] in (HOLDS, WEAKER, FAILS)
+    # 6 pairs read at the last prompt token: one of probe's 3 layers points the wrong way (1/3 polarity
+    # failures, against the log's 0/234) and probe ties mean_diff, so the methods finding does not hold
+    checks = {c["key"]: c for c in fs["methods"]["checks"]}
+    assert checks["probe_polarity_failures"]["ours"] == pytest.approx(1 / 3)
+    assert checks["probe_polarity_failures"]["verdict"] == FAILS and fs["methods"]["verdict"] == FAILS
+    # a tie is not a pass: the margin over the best other method sits within its bootstrap noise
+    assert abs(checks["probe_acc_margin"]["ours"]) < 1e-6 and checks["probe_acc_margin"]["noise"] > 0
+    assert checks["probe_acc_margin"]["verdict"] == INCONCLUSIVE
     dist = fs["cross_dist"]
     assert dist["matrices"]["probe"]["groups"] == ["institutional", "social"]
     assert len(dist["checks"]) == 2
+    # probe and mean_diff transfer equally across the two domains here: a gap of exactly 0 is inconclusive
+    assert dist["checks"][1]["ours"] == 0.0 and dist["verdict"] == INCONCLUSIVE
     # the traits this run left out make their findings untestable, with the reason
     assert fs["cross_lang"]["verdict"] == UNTESTABLE and "uncertainty" in fs["cross_lang"]["untestable_reasons"][0]
     assert fs["base_to_instruct"]["verdict"] == UNTESTABLE
