@@ -57,7 +57,7 @@ def detection(
 ) -> None:
     """Methods table, cross-language/topic/domain matrices, components, natural vs instruction
     elicitation and base → instruct transfer, each with the log's number, ours and a verdict."""
-    from traitscope.cli.extract_cmd import split_list
+    from traitscope.cli.common import split_list
 
     names = tuple(split_list(traits, "traits")) if traits else None
     _reproduce("detection", quick, sizes, out, model, base_model, report, json_out, names)
@@ -91,7 +91,7 @@ def _reproduce(
     json_out: bool,
     traits: tuple[str, ...] | None = None,
 ) -> None:
-    from traitscope.extraction.progress import rich_reporter
+    from traitscope.progress import rich_reporter
     from traitscope.reproduce import profile_for, reproduce
     from traitscope.reproduce.common import Setup
     from traitscope.traits import load_trait

@@ -18,8 +18,8 @@ import torch
 
 from traitscope.activations import parse_position
 from traitscope.extraction.activations import capture_to_disk
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.models.loader import LoadedModel
+from traitscope.progress import Reporter, Silent
 
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))  # on z-scored inputs (see fit_ridge_map)
 # Prompt sets left out of a map for a trait because they are about that trait.

@@ -15,13 +15,13 @@ from typing import Any
 import torch
 
 from traitscope.activations import format_layers, parse_position
-from traitscope.evaluation import Split, kfold
-from traitscope.extraction import ExtractConfig, extract, load_evaluation, read_rollouts
-from traitscope.extraction.activations import load_site
-from traitscope.extraction.progress import Reporter, Silent
+from traitscope.evaluation import Split, best_row, kfold
+from traitscope.extraction import ExtractConfig, extract
 from traitscope.models.loader import LoadedModel
+from traitscope.progress import Reporter, Silent
 from traitscope.reproduce.common.profiles import Profile, balanced_subset
 from traitscope.store import RunDir, load_vectors
+from traitscope.store.runs import load_evaluation, load_labelled
 from traitscope.traits import load_trait
 from traitscope.traits.schema import Trait
 
@@ -70,9 +70,9 @@ class RunData:
         return kfold(self.y.tolist(), self.groups, folds, seed)
 
     def best(self, site: str = "residual", method: str = "probe") -> dict[str, Any]:
-        """The run's best layer row for a site and method (CV AUROC, ties by effect size)."""
-        rows = [r for r in self.evaluation if r["site"] == site and r["method"] == method]
-        return max(rows, key=lambda r: (r["auroc"], r["effect_size"]))
+        """The run's best layer row for a site and method (traitscope's one rule: CV AUROC, ties by
+        effect size)."""
+        return best_row(self.evaluation, site, method)
 
     def row(self, site: str, method: str, layer: int) -> dict[str, Any]:
         return next(r for r in self.evaluation if r["site"] == site and r["method"] == method and r["layer"] == layer)
@@ -145,26 +145,22 @@ def ensure_run(
 
 
 def load_run(run_dir: Path, sites: tuple[str, ...] = RUN_SITES) -> RunData:
-    """Read a finished run directory (activations in rollout order, labels, evaluation rows)."""
+    """Read a finished run directory (activations in rollout order, labels, evaluation rows)
+    through ``traitscope.store.runs``, the one reader of run files."""
     ev = load_evaluation(run_dir)
-    act_dir = RunDir(Path(run_dir)).activations(parse_position(ev["position"]).slug)
     acts: dict[str, torch.Tensor] = {}
-    ids: list[str] = []
-    layers: list[int] = []
     for site in sites:
-        acts[site], _, ids, layers = load_site(act_dir, site)
-    by_id = {r["id"]: r for r in read_rollouts(run_dir)}
-    rows = [by_id[i] for i in ids]
-    y = torch.tensor([1 if r["polarity"] == "positive" else 0 for r in rows])
+        labelled = load_labelled(run_dir, ev["position"], site)
+        acts[site] = labelled.acts
     return RunData(
         trait=ev["trait"],
         model=ev["model"],
         run_dir=Path(run_dir),
         position=ev["position"],
-        layers=list(layers),
-        n_layers=max(layers) + 1,
+        layers=list(labelled.layers),
+        n_layers=max(labelled.layers) + 1,
         acts=acts,
-        y=y,
-        rows=rows,
+        y=labelled.y,
+        rows=labelled.rows,
         evaluation=ev["results"],
     )

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.models.loader import LoadedModel
 from traitscope.models.registry import DEFAULT_MODEL
+from traitscope.progress import Reporter, Silent
 from traitscope.reproduce.common.profiles import DEFAULT_BASE_MODEL, DEFAULT_OUT
 from traitscope.store import atomic_write_json
 

@@ -30,9 +30,9 @@ import torch
 
 from traitscope.activations import parse_position
 from traitscope.evaluation import accuracy, auroc, cohens_d, kfold, midpoint
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.methods import METHODS, orient
 from traitscope.models.loader import LoadedModel
+from traitscope.progress import Reporter, Silent
 from traitscope.reproduce.common.ridge import LinearMap, capture_texts, fit_ridge_map, map_position, neutral_texts
 from traitscope.reproduce.common.runs import RunData
 from traitscope.reproduce.common.stats import cosine, fold_halfwidth

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.models.loader import LoadedModel
+from traitscope.progress import Reporter, Silent
 from traitscope.reproduce.common.profiles import Profile, SteeringSizes
 from traitscope.reproduce.common.runs import extract_trait, run_dir_for
 from traitscope.reproduce.common.session import Timings

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from traitscope.activations import parse_position
+from traitscope.generation import SamplingConfig
 from traitscope.judges.lexicon import refusal as lexicon_refusal
-from traitscope.monitor import GenerationConfig, VectorBank, monitor_prompts, write_trace
+from traitscope.monitor import VectorBank, monitor_prompts, write_trace
 from traitscope.prompts import load_prompt_set
 from traitscope.reproduce.common.stats import cohens_d, d_halfwidth, pooled_sd
 from traitscope.reproduce.common.verdict import Check
@@ -93,7 +94,7 @@ def _split(trace: dict[str, Any], layer: int) -> tuple[list[float], list[float]]
 def monitor_set(ctx: Context, run_dir: Path, name: str, bank: VectorBank) -> list[dict[str, Any]]:
     pset = load_prompt_set(name)
     traces = monitor_prompts(
-        ctx.lm, pset.prompts, bank, GenerationConfig(max_new_tokens=ctx.sizes.monitor_tokens), name, batch_size=16
+        ctx.lm, pset.prompts, bank, SamplingConfig(max_new_tokens=ctx.sizes.monitor_tokens), name, batch_size=16
     )
     out_dir = RunDir(Path(run_dir)).monitor(f"reproduce-{name}")
     for t in traces:
