@@ -42,42 +42,46 @@ SIZES = typer.Option(
 JSON_OUT = typer.Option(False, "--json", help="Print a JSON summary (verdict per finding).")
 
 
-@reproduce_app.command("detection")
-def detection(
-    quick: bool = typer.Option(
-        False, "--quick", help="≤ 15 min on a 2-core CPU: prompt[-1] (no generation), every 3rd layer, fewer scenarios."
-    ),
-    out: Path = OUT,
-    model: str = MODEL,
-    base_model: str = BASE_MODEL,
-    report: Path = REPORT,
-    traits: str | None = typer.Option(None, help="Comma list of traits [default: every bundled trait]."),
-    sizes: Path | None = SIZES,
-    json_out: bool = JSON_OUT,
-) -> None:
+def _register(section: str, quick_help: str, doc: str) -> None:
+    """``traitscope reproduce <section>``: the same options for both twins (``--traits`` is the
+    detection reproduction's only; the steering one runs on optimism and refusal)."""
+
+    def command(
+        quick: bool = typer.Option(False, "--quick", help=quick_help),
+        out: Path = OUT,
+        model: str = MODEL,
+        base_model: str = BASE_MODEL,
+        report: Path = REPORT,
+        traits: str | None = typer.Option(
+            None, help="Comma list of traits [default: every bundled trait].", hidden=section != "detection"
+        ),
+        sizes: Path | None = SIZES,
+        json_out: bool = JSON_OUT,
+    ) -> None:
+        from traitscope.cli.common import split_list
+        from traitscope.errors import TraitscopeError
+
+        if traits and section != "detection":
+            raise TraitscopeError(f"--traits applies to `reproduce detection` only, not `reproduce {section}`")
+        names = tuple(split_list(traits, "traits")) if traits else None
+        _reproduce(section, quick, sizes, out, model, base_model, report, json_out, names)
+
+    command.__doc__ = doc
+    reproduce_app.command(section)(command)
+
+
+_register(
+    "detection",
+    "≤ 15 min on a 2-core CPU: prompt[-1] (no generation), every 3rd layer, fewer scenarios.",
     """Methods table, cross-language/topic/domain matrices, components, natural vs instruction
-    elicitation and base → instruct transfer, each with the log's number, ours and a verdict."""
-    from traitscope.cli.common import split_list
-
-    names = tuple(split_list(traits, "traits")) if traits else None
-    _reproduce("detection", quick, sizes, out, model, base_model, report, json_out, names)
-
-
-@reproduce_app.command("steering")
-def steering(
-    quick: bool = typer.Option(
-        False, "--quick", help="≤ 20 min on a 2-core CPU: fewer layers, ratios and questions, shorter answers."
-    ),
-    out: Path = OUT,
-    model: str = MODEL,
-    base_model: str = BASE_MODEL,
-    report: Path = REPORT,
-    sizes: Path | None = SIZES,
-    json_out: bool = JSON_OUT,
-) -> None:
+    elicitation and base → instruct transfer, each with the log's number, ours and a verdict.""",
+)
+_register(
+    "steering",
+    "≤ 20 min on a 2-core CPU: fewer layers, ratios and questions, shorter answers.",
     """Ratio law, multi-layer, metrics vs steering, detection vs control, refusal dynamics, jailbreaks and
-    cross-model steering, each with the log's number, ours and a verdict."""
-    _reproduce("steering", quick, sizes, out, model, base_model, report, json_out)
+    cross-model steering, each with the log's number, ours and a verdict.""",
+)
 
 
 def _reproduce(

@@ -13,20 +13,21 @@ each other."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from traitscope.errors import TraitscopeError
-from traitscope.reproduce import detection, steering
 from traitscope.reproduce.common import DETECTION_PROFILES, STEERING_PROFILES, Profile, Results, Setup, save_results
 
-SECTIONS = {"detection": (detection, DETECTION_PROFILES), "steering": (steering, STEERING_PROFILES)}
+# section -> its profiles; the twin itself (``traitscope.reproduce.<section>``) loads on first use
+SECTIONS = {"detection": DETECTION_PROFILES, "steering": STEERING_PROFILES}
 
 
 def profile_for(section: str, name: str, sizes: Path | None = None) -> Profile:
     """A section's named profile (``quick`` / ``full``), with the fields of a sizes file replaced."""
     if section not in SECTIONS:
         raise TraitscopeError(f"unknown reproduction {section!r}; valid: {', '.join(SECTIONS)}")
-    profiles = SECTIONS[section][1]
+    profiles = SECTIONS[section]
     if name not in profiles:
         raise TraitscopeError(f"unknown {section} profile {name!r}; valid: {', '.join(profiles)}")
     profile = profiles[name]
@@ -36,7 +37,7 @@ def profile_for(section: str, name: str, sizes: Path | None = None) -> Profile:
 def reproduce(section: str, profile: Profile, setup: Setup, report: Path) -> tuple[Results, dict[str, Path]]:
     """Run one reproduction, save ``<out>/<section>-<profile>.json``, write its report section and
     plots. Returns (results, written paths: ``results``, ``report`` and one per plot)."""
-    package = SECTIONS[section][0]
+    package = importlib.import_module(f"traitscope.reproduce.{section}")
     results = package.run(profile, setup)
     json_path = save_results(Path(setup.out) / f"{section}-{profile.name}.json", results)
     written = package.publish(results, Path(report))

@@ -23,9 +23,10 @@ OURS, LOGGED = "#3b6fb6", "#c8c8c8"
 PlotSpec = tuple[str, Callable[[dict[str, Any]], Any], Callable[[Any, Path], Path | None]]
 
 
-def save(fig: Figure, path: Path) -> Path:
+def save(fig: Figure, path: Path, dpi: int = 100) -> Path:
+    """``fig`` as a PNG at ``path`` (atomic write), then closed. Also behind ``traitscope.report``'s plots."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)

@@ -10,8 +10,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+import traitscope.reproduce.detection.findings as log
 from traitscope.reproduce.common.plots import LOGGED, OURS, PlotSpec, save, write_all
-from traitscope.reproduce.detection import findings as log
 from traitscope.reproduce.detection.findings import COMPONENT_SITES, METHOD_ORDER
 
 

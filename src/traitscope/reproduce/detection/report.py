@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import traitscope.reproduce.detection.findings as log
 from traitscope.reproduce.common.markdown import (
     checks_table,
     img,
@@ -22,7 +23,6 @@ from traitscope.reproduce.common.markdown import (
     verdict_line,
 )
 from traitscope.reproduce.common.verdict import CEILING
-from traitscope.reproduce.detection import findings as log
 from traitscope.reproduce.detection.findings import FINDINGS, METHOD_ORDER, RULES, SECTION
 
 NAME = "detection"

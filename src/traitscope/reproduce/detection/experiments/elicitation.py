@@ -7,12 +7,12 @@ from typing import Any
 
 import torch
 
+import traitscope.reproduce.detection.findings as log
 from traitscope.evaluation import Split, accuracy, auroc, midpoint
 from traitscope.reproduce.common.profiles import Profile
 from traitscope.reproduce.common.runs import RunData
 from traitscope.reproduce.common.stats import cosine
 from traitscope.reproduce.common.verdict import Check
-from traitscope.reproduce.detection import findings as log
 from traitscope.reproduce.detection.findings import check
 
 

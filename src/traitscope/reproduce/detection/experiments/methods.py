@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import traitscope.reproduce.detection.findings as log
 from traitscope.evaluation import evaluate
 from traitscope.reproduce.common.profiles import Profile
 from traitscope.reproduce.common.runs import RunData
 from traitscope.reproduce.common.stats import bootstrap_halfwidth
 from traitscope.reproduce.common.verdict import Check
-from traitscope.reproduce.detection import findings as log
 from traitscope.reproduce.detection.findings import METHOD_ORDER, check
 
 Step = Callable[[int], None]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import traitscope.reproduce.detection.findings as log
 from traitscope.evaluation import transfer_matrix
 from traitscope.reproduce.common.profiles import Profile
 from traitscope.reproduce.common.runs import RunData
 from traitscope.reproduce.common.verdict import untestable
-from traitscope.reproduce.detection import findings as log
 from traitscope.reproduce.detection.findings import check
 
 
