@@ -11,7 +11,7 @@ import traitscope.reproduce.detection.findings as log
 from traitscope.evaluation import Split, accuracy, auroc, midpoint
 from traitscope.reproduce.common.profiles import Profile
 from traitscope.reproduce.common.runs import RunData
-from traitscope.reproduce.common.stats import cosine
+from traitscope.reproduce.common.stats import cosine, fold_halfwidth
 from traitscope.reproduce.common.verdict import Check
 from traitscope.reproduce.detection.findings import check
 
@@ -22,7 +22,7 @@ def cross_projection(vec: torch.Tensor, X: torch.Tensor, y: torch.Tensor, splits
     the training folds — the prompts differ (system prompt or not), so the origin moves."""
     proj = X @ vec
     accs = [float(accuracy(proj[s.val], y[s.val], midpoint(proj[s.train], y[s.train]))) for s in splits]
-    return {"auroc": float(auroc(proj, y)), "accuracy": sum(accs) / len(accs)}
+    return {"auroc": float(auroc(proj, y)), "accuracy": sum(accs) / len(accs), "fold_accuracy": accs}
 
 
 def compare_elicitation(natural: RunData, instruction: RunData, profile: Profile, pair_name: str) -> dict[str, Any]:
@@ -45,6 +45,10 @@ def compare_elicitation(natural: RunData, instruction: RunData, profile: Profile
                     "natural_to_instruction": n2i,
                     "instruction_to_natural": i2n,
                     "cross_accuracy": (n2i["accuracy"] + i2n["accuracy"]) / 2,
+                    # fold i of each way, averaged: the spread behind the cross accuracy's noise
+                    "cross_accuracy_noise": fold_halfwidth(
+                        [(a + b) / 2 for a, b in zip(n2i["fold_accuracy"], i2n["fold_accuracy"], strict=False)]
+                    ),
                     "cross_auroc": (n2i["auroc"] + i2n["auroc"]) / 2,
                 }
             )
@@ -76,5 +80,6 @@ def _elicitation_checks(pair: str, h: dict[str, Any]) -> list[Check]:
             f"{pair}: cross-projection accuracy {'high' if same else 'near chance'} (mean_diff, mean of both ways)",
             str(L["cross"]),
             h["cross_accuracy"],
+            noise=h.get("cross_accuracy_noise"),
         ),
     ]
