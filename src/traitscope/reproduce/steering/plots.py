@@ -3,29 +3,13 @@ Each function returns the path it wrote, or None when its finding has no data.""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")  # before pyplot: never try to open a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from traitscope.store import atomic_write_bytes  # noqa: E402
-
-OURS = "#3b6fb6"
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
+from traitscope.reproduce.common.plots import OURS, PlotSpec, save, write_all
 
 
 def plot_ratio_law(f: dict[str, Any], path: Path) -> Path | None:
@@ -50,7 +34,7 @@ def plot_ratio_law(f: dict[str, Any], path: Path) -> Path | None:
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("shaded: the log's sweet spot (green, 0.5-0.8) and breakdown (red, 1.0-1.3)", fontsize=9, y=1.0)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_layers(f: dict[str, Any], path: Path) -> Path | None:
@@ -76,7 +60,7 @@ def plot_layers(f: dict[str, Any], path: Path) -> Path | None:
     axes[2].set_xlabel("validation accuracy (CV)")
     axes[1].set_ylabel("steering Δ")
     axes[1].legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_multi(f: dict[str, Any], path: Path) -> Path | None:
@@ -101,7 +85,7 @@ def plot_multi(f: dict[str, Any], path: Path) -> Path | None:
     for ax in axes:
         ax.set_xlabel("total perturbation ratio (split over the range)")
     axes[0].legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_dynamics(f: dict[str, Any], path: Path) -> Path | None:
@@ -128,7 +112,7 @@ def plot_dynamics(f: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylabel(f"projection on refusal ({f['site']} L{f['layer']} {f['method']})")
     ax.set_title("refusal projection per response token (mean ± sd over prompts)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_jailbreaks(f: dict[str, Any], path: Path) -> Path | None:
@@ -150,7 +134,7 @@ def plot_jailbreaks(f: dict[str, Any], path: Path) -> Path | None:
     ax.invert_yaxis()
     ax.set_xlabel("refusal score (≥ 50: blocked)")
     ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_cross(f: dict[str, Any], path: Path) -> Path | None:
@@ -170,27 +154,28 @@ def plot_cross(f: dict[str, Any], path: Path) -> Path | None:
     for ax in axes:
         ax.set_xlabel("perturbation ratio")
     axes[0].legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-PLOTS: dict[str, tuple[str, Callable[[dict[str, Any], Path], Path | None]]] = {
-    "ratio_law": ("steering_ratio_law.png", plot_ratio_law),
-    "metrics_vs_steering": ("steering_layers.png", plot_layers),
-    "multi_layer": ("steering_multilayer.png", plot_multi),
-    "refusal_dynamics": ("steering_refusal_dynamics.png", plot_dynamics),
-    "jailbreaks": ("steering_jailbreaks.png", plot_jailbreaks),
-    "cross_model": ("steering_crossmodel.png", plot_cross),
+def _finding(key: str, with_floor: bool = False) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+    def pick(results: dict[str, Any]) -> dict[str, Any] | None:
+        f = results["findings"].get(key)
+        if f is None or not with_floor:
+            return f
+        return {**f, "floor": results["meta"].get("floor", 75.0)}
+
+    return pick
+
+
+PLOTS: dict[str, PlotSpec] = {
+    "ratio_law": ("steering_ratio_law.png", _finding("ratio_law"), plot_ratio_law),
+    "metrics_vs_steering": ("steering_layers.png", _finding("metrics_vs_steering"), plot_layers),
+    "multi_layer": ("steering_multilayer.png", _finding("multi_layer", with_floor=True), plot_multi),
+    "refusal_dynamics": ("steering_refusal_dynamics.png", _finding("refusal_dynamics"), plot_dynamics),
+    "jailbreaks": ("steering_jailbreaks.png", _finding("jailbreaks"), plot_jailbreaks),
+    "cross_model": ("steering_crossmodel.png", _finding("cross_model", with_floor=True), plot_cross),
 }
 
 
 def write_plots(results: dict[str, Any], directory: Path) -> dict[str, Path]:
-    made: dict[str, Path] = {}
-    for key, (name, fn) in PLOTS.items():
-        f = results["findings"].get(key)
-        if f is None:
-            continue
-        f = {**f, "floor": results["meta"].get("floor", 75.0)} if key in ("multi_layer", "cross_model") else f
-        path = fn(f, Path(directory) / name)
-        if path is not None:
-            made[key] = path
-    return made
+    return write_all(results, PLOTS, directory)

@@ -4,31 +4,15 @@ Each function takes the results dict and a path and returns the path, or None wi
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")  # before pyplot: never try to open a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from traitscope.reproduce import log  # noqa: E402
-from traitscope.reproduce.experiments import COMPONENT_SITES, METHOD_ORDER  # noqa: E402
-from traitscope.store import atomic_write_bytes  # noqa: E402
-
-OURS, LOGGED = "#3b6fb6", "#c8c8c8"
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
+import traitscope.reproduce.detection.findings as log
+from traitscope.reproduce.common.plots import LOGGED, OURS, PlotSpec, save, write_all
+from traitscope.reproduce.detection.findings import COMPONENT_SITES, METHOD_ORDER
 
 
 def plot_methods(f: dict[str, Any], path: Path) -> Path:
@@ -49,7 +33,7 @@ def plot_methods(f: dict[str, Any], path: Path) -> Path:
             ax.axhline(0.5, color="k", lw=0.8, ls=":")
             ax.set_ylim(0, 1)
     axes[0].legend(loc="lower left")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _heat(ax: Any, m: dict[str, Any], title: str) -> None:
@@ -87,7 +71,7 @@ def plot_transfer(findings: dict[str, Any], path: Path) -> Path | None:
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_components(f: dict[str, Any], path: Path) -> Path:
@@ -102,7 +86,7 @@ def plot_components(f: dict[str, Any], path: Path) -> Path:
         ax.set_ylim(0.4, 1.02)
         ax.set_title(f"{method}: best-layer CV AUROC per site")
     axes[0].legend(ncol=4, fontsize=8, loc="lower left")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_elicitation(findings: dict[str, Any], path: Path) -> Path | None:
@@ -129,7 +113,7 @@ def plot_elicitation(findings: dict[str, Any], path: Path) -> Path | None:
     ax.set_xlabel("layer")
     ax.set_ylabel("cosine(natural, instruction)")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_model_transfer(f: dict[str, Any], path: Path) -> Path | None:
@@ -156,18 +140,21 @@ def plot_model_transfer(f: dict[str, Any], path: Path) -> Path | None:
     ax.set_ylabel("held-out AUROC on the target")
     ax.set_title(f"{f['source']} → {f['target']} ({f['trait']})")
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def write_plots(results: dict[str, Any], directory: Path, prefix: str = "detection") -> dict[str, Path]:
-    """Every figure that has data; returns key -> path."""
-    fs = results["findings"]
-    directory = Path(directory)
-    made = {
-        "methods": plot_methods(fs["methods"], directory / f"{prefix}-methods.png"),
-        "transfer": plot_transfer(fs, directory / f"{prefix}-transfer.png"),
-        "components": plot_components(fs["components"], directory / f"{prefix}-components.png"),
-        "elicitation": plot_elicitation(fs, directory / f"{prefix}-elicitation.png"),
-        "transfer_model": plot_model_transfer(fs["base_to_instruct"], directory / f"{prefix}-base-to-instruct.png"),
-    }
-    return {k: v for k, v in made.items() if v is not None}
+PLOTS: dict[str, PlotSpec] = {
+    "methods": ("detection-methods.png", lambda r: r["findings"]["methods"], plot_methods),
+    "transfer": ("detection-transfer.png", lambda r: r["findings"], plot_transfer),
+    "components": ("detection-components.png", lambda r: r["findings"]["components"], plot_components),
+    "elicitation": ("detection-elicitation.png", lambda r: r["findings"], plot_elicitation),
+    "transfer_model": (
+        "detection-base-to-instruct.png",
+        lambda r: r["findings"]["base_to_instruct"],
+        plot_model_transfer,
+    ),
+}
+
+
+def write_plots(results: dict[str, Any], directory: Path) -> dict[str, Path]:
+    return write_all(results, PLOTS, directory)

@@ -1,5 +1,5 @@
-"""Extraction runs behind a reproduction: one resumable run directory per (model, trait) under
-``<out>/runs/<profile>/<model>/<trait>``, read back into memory as :class:`RunData`.
+"""The run cache behind both reproductions: one resumable extraction run directory per (model,
+trait) under ``<out>/runs/<label>/<model>/<trait>``, read back into memory as :class:`RunData`.
 
 The runs capture four sites but fit and validate only ``probe`` and ``mean_diff`` (the vectors
 every experiment uses); the six-method comparison re-scores the residual site itself, so ICA is
@@ -15,13 +15,13 @@ from typing import Any
 import torch
 
 from traitscope.activations import format_layers, parse_position
-from traitscope.evaluation import Split, kfold
-from traitscope.extraction import ExtractConfig, extract, load_evaluation, read_rollouts
-from traitscope.extraction.activations import load_site
+from traitscope.evaluation import Split, best_row, kfold
+from traitscope.extraction import ExtractConfig, extract
 from traitscope.models.loader import LoadedModel
 from traitscope.progress import Reporter, Silent
-from traitscope.reproduce.profiles import Profile, balanced_subset
+from traitscope.reproduce.common.profiles import Profile, balanced_subset
 from traitscope.store import RunDir, load_vectors
+from traitscope.store.runs import load_evaluation, load_labelled
 from traitscope.traits import load_trait
 from traitscope.traits.schema import Trait
 
@@ -70,9 +70,9 @@ class RunData:
         return kfold(self.y.tolist(), self.groups, folds, seed)
 
     def best(self, site: str = "residual", method: str = "probe") -> dict[str, Any]:
-        """The run's best layer row for a site and method (CV AUROC, ties by effect size)."""
-        rows = [r for r in self.evaluation if r["site"] == site and r["method"] == method]
-        return max(rows, key=lambda r: (r["auroc"], r["effect_size"]))
+        """The run's best layer row for a site and method (traitscope's one rule: CV AUROC, ties by
+        effect size)."""
+        return best_row(self.evaluation, site, method)
 
     def row(self, site: str, method: str, layer: int) -> dict[str, Any]:
         return next(r for r in self.evaluation if r["site"] == site and r["method"] == method and r["layer"] == layer)
@@ -86,12 +86,42 @@ class RunData:
         return min(self.layers, key=lambda x: (abs(x - layer), x))
 
 
-def run_dir_for(out: Path, profile: Profile, lm: LoadedModel, trait: str) -> Path:
-    return Path(out) / "runs" / profile.name / lm.slug / trait
+def run_dir_for(out: Path, label: str, lm: LoadedModel, trait: str) -> Path:
+    """``<out>/runs/<label>/<model slug>/<trait>``: detection labels by profile name, steering by
+    ``steering-<profile>``, so the two never share a run."""
+    return Path(out) / "runs" / label / lm.slug / trait
 
 
 def trait_for(profile: Profile, name: str) -> Trait:
     return balanced_subset(load_trait(name), profile.pairs_for(name))
+
+
+def extract_trait(
+    lm: LoadedModel,
+    trait: str,
+    run_dir: Path,
+    profile: Profile,
+    layers: list[int],
+    sites: tuple[str, ...],
+    methods: tuple[str, ...],
+    reporter: Reporter = Silent(),
+) -> dict[str, Any]:
+    """Extract (or resume) one trait on one model with the profile's settings; its evaluation."""
+    config = ExtractConfig(
+        model=lm.name,
+        layers=format_layers(layers),
+        sites=sites,
+        methods=methods,
+        position=profile.position,
+        max_new_tokens=profile.rollout_tokens,
+        seed=profile.seed,
+        batch_size=profile.batch_size,
+        folds=profile.folds,
+        n_random=profile.n_random,
+    )
+    reporter.note(f"{lm.name} / {trait}: {run_dir}")
+    extract(lm, trait_for(profile, trait), run_dir, config, reporter=reporter)
+    return load_evaluation(run_dir)
 
 
 def ensure_run(
@@ -102,24 +132,11 @@ def ensure_run(
     sites: tuple[str, ...] = RUN_SITES,
     reporter: Reporter = Silent(),
 ) -> RunData:
-    """Extract (or resume) one trait on one model with the profile's settings and load it."""
+    """Extract (or resume) one trait at the profile's layers and load it into memory."""
     t0 = time.perf_counter()
-    run_dir = run_dir_for(out, profile, lm, trait)
-    config = ExtractConfig(
-        model=lm.name,
-        layers=format_layers(profile.layers(lm.n_layers)),
-        sites=sites,
-        methods=RUN_METHODS,
-        position=profile.position,
-        max_new_tokens=profile.max_new_tokens,
-        seed=profile.seed,
-        batch_size=profile.batch_size,
-        folds=profile.folds,
-        n_random=profile.n_random,
-    )
-    reporter.note(f"{lm.name} / {trait}: {run_dir}")
+    run_dir = run_dir_for(out, profile.name, lm, trait)
     resumed = RunDir(run_dir).evaluation.exists()
-    extract(lm, trait_for(profile, trait), run_dir, config, reporter=reporter)
+    extract_trait(lm, trait, run_dir, profile, profile.layers(lm.n_layers), sites, RUN_METHODS, reporter)
     data = load_run(run_dir, sites)
     data.n_layers = lm.n_layers
     data.seconds = time.perf_counter() - t0
@@ -128,26 +145,22 @@ def ensure_run(
 
 
 def load_run(run_dir: Path, sites: tuple[str, ...] = RUN_SITES) -> RunData:
-    """Read a finished run directory (activations in rollout order, labels, evaluation rows)."""
+    """Read a finished run directory (activations in rollout order, labels, evaluation rows)
+    through ``traitscope.store.runs``, the one reader of run files."""
     ev = load_evaluation(run_dir)
-    act_dir = RunDir(Path(run_dir)).activations(parse_position(ev["position"]).slug)
     acts: dict[str, torch.Tensor] = {}
-    ids: list[str] = []
-    layers: list[int] = []
     for site in sites:
-        acts[site], _, ids, layers = load_site(act_dir, site)
-    by_id = {r["id"]: r for r in read_rollouts(run_dir)}
-    rows = [by_id[i] for i in ids]
-    y = torch.tensor([1 if r["polarity"] == "positive" else 0 for r in rows])
+        labelled = load_labelled(run_dir, ev["position"], site)
+        acts[site] = labelled.acts
     return RunData(
         trait=ev["trait"],
         model=ev["model"],
         run_dir=Path(run_dir),
         position=ev["position"],
-        layers=list(layers),
-        n_layers=max(layers) + 1,
+        layers=list(labelled.layers),
+        n_layers=max(labelled.layers) + 1,
         acts=acts,
-        y=y,
-        rows=rows,
+        y=labelled.y,
+        rows=labelled.rows,
         evaluation=ev["results"],
     )

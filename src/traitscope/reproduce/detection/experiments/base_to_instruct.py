@@ -21,94 +21,25 @@ baseline at the same layer are the references.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from traitscope.activations import parse_position
 from traitscope.evaluation import accuracy, auroc, cohens_d, kfold, midpoint
-from traitscope.extraction.activations import capture_to_disk
 from traitscope.methods import METHODS, orient
 from traitscope.models.loader import LoadedModel
 from traitscope.progress import Reporter, Silent
-from traitscope.reproduce.runs import RunData
+from traitscope.reproduce.common.ridge import LinearMap, capture_texts, fit_ridge_map, map_position, neutral_texts
+from traitscope.reproduce.common.runs import RunData
+from traitscope.reproduce.common.stats import cosine, fold_halfwidth
+from traitscope.reproduce.common.verdict import Check
+from traitscope.reproduce.detection.findings import check
 
-ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))  # on z-scored inputs (see fit_ridge_map)
 MAP_SITES = ("residual", "attn_out")
-# Prompt sets left out of a map for a trait because they are about that trait.
-MAP_EXCLUDE: dict[str, set[str]] = {"refusal": {"harmful", "benign", "jailbreak"}}
-
-
-@dataclass
-class LinearMap:
-    """``x_out ≈ x_in @ W + b``; ``r2``: held-out (k-fold) R², averaged over output dimensions."""
-
-    W: torch.Tensor  # [d_in, d_out]
-    b: torch.Tensor  # [d_out]
-    alpha: float
-    r2: float
-
-    def __call__(self, X: torch.Tensor) -> torch.Tensor:
-        return X.float() @ self.W + self.b
-
-
-def _scale(X: np.ndarray) -> np.ndarray:
-    """Per-dimension sd, with constant dimensions left at 1 (nothing to scale)."""
-    sd = X.std(0)
-    return np.where(sd > 1e-8 * max(float(sd.max()), 1e-30), sd, 1.0)
-
-
-def _ridge_fits(A: np.ndarray, B: np.ndarray, alphas: Sequence[float]) -> Iterator[np.ndarray]:
-    """Ridge coefficients ``[d_in, d_out]`` of centred ``A -> B`` for each alpha, from one SVD:
-    ``W(alpha) = V diag(s / (s^2 + alpha)) U^T B``."""
-    U, sv, Vt = np.linalg.svd(A, full_matrices=False)
-    UtB = U.T @ B
-    for alpha in alphas:
-        yield Vt.T @ ((sv / (sv**2 + alpha))[:, None] * UtB)
-
-
-def _r2(pred: np.ndarray, truth: np.ndarray) -> float:
-    """R² per output dimension, averaged (sklearn's ``uniform_average``)."""
-    sst = ((truth - truth.mean(0)) ** 2).sum(0)
-    keep = sst > 0
-    sse = ((truth - pred) ** 2).sum(0)
-    return float((1.0 - sse[keep] / sst[keep]).mean())
-
-
-def fit_ridge_map(X_in: torch.Tensor, X_out: torch.Tensor, folds: int = 5, seed: int = 0) -> LinearMap:
-    """Multi-output ridge regression from ``X_in`` [n, d_in] to ``X_out`` [n, d_out], alpha by
-    k-fold cross-validation (least held-out squared error), with its held-out R².
-
-    Both sides are z-scored per dimension first: residual streams carry a few massive-activation
-    dimensions that would otherwise own both the penalty and the fit, and one alpha grid then
-    suits any model and layer. The returned map is in the original units either way. (k-fold, not
-    the leave-one-out shortcut: with fewer texts than dimensions that picked the smallest alpha
-    where every held-out R² preferred a larger one.)"""
-    from sklearn.model_selection import KFold
-
-    xi, xo = X_in.double().numpy(), X_out.double().numpy()
-    mi, mo = xi.mean(0), xo.mean(0)
-    si, so = _scale(xi), _scale(xo)
-    A, B = (xi - mi) / si, (xo - mo) / so
-    sse = np.zeros(len(ALPHAS))
-    r2 = np.zeros(len(ALPHAS))
-    splits = list(KFold(n_splits=min(folds, len(A)), shuffle=True, random_state=seed).split(A))
-    for tr, te in splits:
-        ma, mb = A[tr].mean(0), B[tr].mean(0)
-        for k, W in enumerate(_ridge_fits(A[tr] - ma, B[tr] - mb, ALPHAS)):
-            pred = (A[te] - ma) @ W + mb
-            sse[k] += float(((pred - B[te]) ** 2).sum())
-            r2[k] += _r2(pred, B[te]) / len(splits)
-    best = int(np.argmin(sse))
-    coef = next(_ridge_fits(A, B, [ALPHAS[best]]))  # [d_in, d_out], standardised units
-    W = coef / si[:, None] * so[None, :]
-    b = mo - mi @ W
-    return LinearMap(torch.from_numpy(W).float(), torch.from_numpy(b).float(), ALPHAS[best], float(r2[best]))
 
 
 @dataclass
@@ -170,8 +101,12 @@ def score_fold(c: Carried, X_tr: torch.Tensor, y_tr: torch.Tensor, X_va: torch.T
     }
 
 
-def _mean_folds(folds: list[dict[str, float]]) -> dict[str, float]:
-    return {k: sum(f[k] for f in folds) / len(folds) for k in folds[0]}
+def _mean_folds(folds: list[dict[str, float]]) -> dict[str, float | None]:
+    """Each score's mean over the folds, and ``<score>_noise``: the 95% CI half-width from their spread."""
+    out: dict[str, float | None] = {k: sum(f[k] for f in folds) / len(folds) for k in folds[0]}
+    for k in ("accuracy", "auroc"):
+        out[f"{k}_noise"] = fold_halfwidth([f[k] for f in folds])
+    return out
 
 
 def same_geometry(src: LoadedModel, tgt: LoadedModel) -> bool:
@@ -186,58 +121,6 @@ def pick_layers(src: RunData, tgt: RunData, site: str, direct: bool) -> tuple[in
         return s, tgt.nearest_layer(s)
     rel = s / max(src.n_layers - 1, 1)
     return s, tgt.nearest_layer(rel * (tgt.n_layers - 1))
-
-
-# --- neutral texts for the map ------------------------------------------------------------------
-
-
-def neutral_texts(exclude_trait: str, cap: int | None = None) -> list[str]:
-    """Prompts of every bundled trait but the tested one, plus the monitor prompt sets that are
-    not about it: unlabeled text the two models both read. Evenly thinned to ``cap``."""
-    from traitscope.prompts import bundled_prompt_sets, load_prompt_set
-    from traitscope.traits import bundled_names, load_trait
-
-    texts: list[str] = []
-    for name in bundled_names():
-        if name != exclude_trait:
-            texts.extend(s.prompt for s in load_trait(name).scenarios)
-    for name in bundled_prompt_sets():
-        if name not in MAP_EXCLUDE.get(exclude_trait, set()):
-            texts.extend(p.text for p in load_prompt_set(name).prompts)
-    texts = list(dict.fromkeys(texts))  # drop repeats (instruction pairs share a prompt)
-    if cap is not None and len(texts) > cap:
-        step = len(texts) / cap
-        texts = [texts[math.floor(i * step)] for i in range(cap)]
-    return texts
-
-
-def map_position(trait_position: str) -> str:
-    """Where neutral texts are read: a single-token position maps to the text's last token (both
-    models have read the same string there); a token mean maps to the mean over the whole text
-    (``all[:]``) — token boundaries differ between tokenizers, a text's mean does not care."""
-    return "prompt[-1]" if parse_position(trait_position).index is not None else "all[:]"
-
-
-def capture_texts(
-    lm: LoadedModel,
-    texts: Sequence[str],
-    sites: Sequence[str],
-    layers: Sequence[int],
-    position: str,
-    directory: Path,
-    batch_size: int = 16,
-    reporter: Reporter = Silent(),
-) -> dict[str, torch.Tensor]:
-    """Activations ``[n, L, d]`` per site of raw texts (no chat template, so both models read the
-    same characters), resumable on disk like an extraction run."""
-    rows = [
-        {"id": f"text-{i:05d}", "prompt_ids": lm.prompt_ids(t, raw=True), "response_ids": []}
-        for i, t in enumerate(texts)
-    ]
-    captured = capture_to_disk(
-        lm, rows, sites, layers, parse_position(position), directory, batch_size, batch_size * 4, reporter
-    )
-    return captured.acts
 
 
 # --- the experiment -----------------------------------------------------------------------------
@@ -324,7 +207,7 @@ def transfer_site(
         own_full = tgt.vector(site, method, lt)
         row = tgt.row(site, method, lt)
         methods[method] = {
-            "arms": [{"arm": a, **scored[a], "cos_with_own": _cos(full[a].direction, own_full)} for a in arms],
+            "arms": [{"arm": a, **scored[a], "cos_with_own": cosine(full[a].direction, own_full)} for a in arms],
             "target_own": own,
             "source_own": {k: src.row(site, method, ls)[k] for k in ("auroc", "accuracy", "effect_size")},
             "random_p95": {"auroc": row["random_auroc_p95"], "accuracy": row["random_accuracy_p95"]},
@@ -338,10 +221,6 @@ def transfer_site(
         "maps": {k: {"alpha": m.alpha, "r2": m.r2} for k, m in maps.items()},
         "methods": methods,
     }
-
-
-def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=0))
 
 
 def base_to_instruct(
@@ -361,22 +240,14 @@ def base_to_instruct(
     fitted on neutral texts (``texts``, default :func:`neutral_texts`) cached under ``cache_dir``."""
     direct = same_geometry(src_lm, tgt_lm)
     sites = [s for s in MAP_SITES if s in src.acts and s in tgt.acts]
-    neutral: dict[str, dict[str, torch.Tensor]] = {}
     position = map_position(tgt.position)
     if not direct:
         texts = list(texts) if texts is not None else neutral_texts(tgt.trait, neutral_cap)
-        slug = parse_position(position).slug
-        for role, lm, run in (("source", src_lm, src), ("target", tgt_lm, tgt)):
-            neutral[role] = capture_texts(
-                lm,
-                texts,
-                sites,
-                run.layers,
-                position,
-                cache_dir / f"{lm.slug}-{tgt.trait}" / slug,
-                batch_size,
-                reporter,
-            )
+    neutral = (
+        {}
+        if direct
+        else _neutral(src_lm, tgt_lm, src, tgt, list(texts or []), sites, position, cache_dir, batch_size, reporter)
+    )
     results = [
         transfer_site(
             src,
@@ -407,29 +278,56 @@ def base_to_instruct(
     }
 
 
-def transfer_checks(results: Sequence[dict[str, Any]], direct: bool) -> list[Any]:
-    """Judge the residual probe through the primary arm (direct, else pull)."""
-    from traitscope.reproduce.verdict import Check
+def _neutral(
+    src_lm: LoadedModel,
+    tgt_lm: LoadedModel,
+    src: RunData,
+    tgt: RunData,
+    texts: list[str],
+    sites: list[str],
+    position: str,
+    cache_dir: Path,
+    batch_size: int,
+    reporter: Reporter,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Neutral-text activations of both models (role -> site -> [n, L, d]), cached on disk."""
+    slug = parse_position(position).slug
+    return {
+        role: capture_texts(
+            lm, texts, sites, run.layers, position, cache_dir / f"{lm.slug}-{tgt.trait}" / slug, batch_size, reporter
+        )
+        for role, lm, run in (("source", src_lm, src), ("target", tgt_lm, tgt))
+    }
 
+
+def transfer_checks(results: Sequence[dict[str, Any]], direct: bool) -> list[Check]:
+    """Judge the residual probe through the primary arm (direct, else pull)."""
     site = next((r for r in results if r["site"] == "residual"), results[0] if results else None)
     if site is None:
         why = "no site captured on both models"
-        return [Check("carried_accuracy", "carried vector detects on the target", "90%", None, why)]
+        return [check("carried_accuracy", "carried vector detects on the target", "90%", None, why)]
     m = site["methods"]["probe"]
     arm = m["arms"][0]
     where = f"{site['site']}, probe, {arm['arm']}, source L{site['source_layer']} → target L{site['target_layer']}"
     return [
-        Check(
+        check(
             "carried_accuracy",
             f"the carried vector detects on the target ({where}; k-fold threshold)",
             "90%",
             arm["accuracy"],
+            noise=arm.get("accuracy_noise"),
         ),
-        Check(
+        check(
             "carried_vs_own_auroc",
             "carried AUROC close to the target's own vector (carried − own)",
             "— (log gives no own-vector figure)",
             arm["auroc"] - m["target_own"]["auroc"],
+            noise=_sum_noise(arm.get("auroc_noise"), m["target_own"].get("auroc_noise")),
             shown=f"{arm['auroc']:.3f} vs {m['target_own']['auroc']:.3f} ({arm['auroc'] - m['target_own']['auroc']:+.3f})",
         ),
     ]
+
+
+def _sum_noise(a: float | None, b: float | None) -> float | None:
+    """The noise of a difference of two independently noisy means."""
+    return None if a is None or b is None else (a * a + b * b) ** 0.5

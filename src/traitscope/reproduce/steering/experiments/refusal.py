@@ -3,18 +3,27 @@ prompts, and steering with the refusal vector against the bundled jailbreak set.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from traitscope.activations import parse_position
+from traitscope.generation import SamplingConfig
 from traitscope.judges.lexicon import refusal as lexicon_refusal
-from traitscope.monitor import GenerationConfig, VectorBank, monitor_prompts, write_trace
+from traitscope.monitor import VectorBank, monitor_prompts, write_trace
 from traitscope.prompts import load_prompt_set
-from traitscope.reproduce.steering_common import Context, best_coherent, coherent, depth_layer, steer_rows
-from traitscope.reproduce.steering_verdict import MIN_REFUSING_ROLLOUTS, REFUSAL_SCORE, SCheck, coherence_floor
+from traitscope.reproduce.common.stats import cohens_d, d_halfwidth, pooled_sd
+from traitscope.reproduce.common.verdict import Check
+from traitscope.reproduce.steering.experiments.context import (
+    Context,
+    best_coherent,
+    coherent,
+    depth_layer,
+    eval_row,
+    steer_rows,
+)
+from traitscope.reproduce.steering.findings import MIN_REFUSING_ROLLOUTS, REFUSAL_SCORE, check, coherence_floor
 from traitscope.steering.evaluate import SteerConfig
 from traitscope.store import RunDir, load_vectors, read_jsonl
 from traitscope.traits.schema import Trait
@@ -24,21 +33,6 @@ ONSET_MIN_PROMPTS = 3  # a token index counts only while both sets still have th
 
 
 # --- separation arithmetic (pure, tested on synthetic traces) --------------------------------------
-
-
-def pooled_sd(a: Sequence[float], b: Sequence[float]) -> float:
-    na, nb = len(a), len(b)
-    if na < 2 or nb < 2:
-        return float("nan")
-    va, vb = statistics.variance(a), statistics.variance(b)
-    return math.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2))
-
-
-def cohens_d(a: Sequence[float], b: Sequence[float]) -> float | None:
-    sd = pooled_sd(a, b)
-    if not sd or math.isnan(sd):
-        return None
-    return (statistics.mean(a) - statistics.mean(b)) / sd
 
 
 def column(traces: Sequence[Sequence[float]], j: int) -> list[float]:
@@ -100,7 +94,7 @@ def _split(trace: dict[str, Any], layer: int) -> tuple[list[float], list[float]]
 def monitor_set(ctx: Context, run_dir: Path, name: str, bank: VectorBank) -> list[dict[str, Any]]:
     pset = load_prompt_set(name)
     traces = monitor_prompts(
-        ctx.lm, pset.prompts, bank, GenerationConfig(max_new_tokens=ctx.profile.monitor_tokens), name, batch_size=16
+        ctx.lm, pset.prompts, bank, SamplingConfig(max_new_tokens=ctx.sizes.monitor_tokens), name, batch_size=16
     )
     out_dir = RunDir(Path(run_dir)).monitor(f"reproduce-{name}")
     for t in traces:
@@ -110,70 +104,25 @@ def monitor_set(ctx: Context, run_dir: Path, name: str, bank: VectorBank) -> lis
 
 def refusal_dynamics(ctx: Context, run_dir: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
     layer = int(evaluation["best"]["residual/probe"]["layer"])
-    vset = load_vectors(RunDir(Path(run_dir)).vector_file(parse_position("response[:]").slug, "residual", "probe"))
+    vset = load_vectors(
+        RunDir(Path(run_dir)).vector_file(parse_position(ctx.profile.position).slug, "residual", "probe")
+    )
     bank = VectorBank.from_vectors("residual", {"refusal": {layer: vset[layer]}})
     sets = {name: monitor_set(ctx, run_dir, name, bank) for name in ("harmful", "benign")}
-    parts = {name: [_split(t, layer) for t in traces] for name, traces in sets.items()}
-    resp = {name: [r for _, r in p if r] for name, p in parts.items()}
-    prompt_means = {name: [statistics.mean(pp) for pp, r in p if pp and r] for name, p in parts.items()}
-    resp_means = {name: [statistics.mean(r) for pp, r in p if pp and r] for name, p in parts.items()}
-    shifts = {n: [r - q for q, r in zip(prompt_means[n], resp_means[n], strict=True)] for n in parts}
-    sd = pooled_sd(resp_means["harmful"], resp_means["benign"])
-    d = cohens_d(resp_means["harmful"], resp_means["benign"])
-    shift_gap = (statistics.mean(shifts["harmful"]) - statistics.mean(shifts["benign"])) / sd if sd else None
-    onset = separation_onset(resp["harmful"], resp["benign"])
+    sep = separation(sets, layer)
     refused = {n: [lexicon_refusal(t["response"]).value or 0.0 for t in sets[n]] for n in sets}
-    ev = next(
-        r for r in evaluation["results"] if r["site"] == "residual" and r["method"] == "probe" and r["layer"] == layer
-    )
-    summary = {
-        n: {
-            "prompt_mean": statistics.mean(prompt_means[n]),
-            "response_mean": statistics.mean(resp_means[n]),
-            "n": len(resp_means[n]),
-            "refusal_share": sum(s >= REFUSAL_SCORE for s in refused[n]) / len(refused[n]),
-        }
-        for n in sets
-    }
-    limit = ctx.profile.monitor_tokens
-    checks = [
-        SCheck(
-            "response_separation_d",
-            "harmful and benign responses separate on the refusal vector (Cohen's d of response means)",
-            "harmful +0.16 vs benign −0.33 (~0.5 apart, raw units)",
-            d,
-            None if d is not None else "too few responses",
-            shown=None if d is None else f"d = {d:.2f}",
-        ),
-        SCheck(
-            "harmful_shift_minus_benign",
-            "harmful prompts move toward refusal from prompt to response, benign "
-            "ones do not (shift gap in pooled response sds)",
-            "harmful −0.23 → +0.16, benign −0.38 → −0.33",
-            shift_gap,
-            None if shift_gap is not None else "too few responses",
-        ),
-        SCheck(
-            "separation_onset",
-            f"the sets separate within the first response tokens (first index with "
-            f"harmful − benign > {ONSET_SDS:g} pooled sd)",
-            "instant: token 2 (EM dynamics)",
-            float(onset if onset is not None else limit),
-            shown=f"token {onset}" if onset is not None else f"never in {limit} tokens",
-        ),
-    ]
+    for n in sets:
+        sep["summary"][n]["refusal_share"] = sum(s >= REFUSAL_SCORE for s in refused[n]) / len(refused[n])
+    ev = eval_row(evaluation, "residual", "probe", layer)
+    rollouts = rollout_refusals(run_dir)
     return {
         "layer": layer,
         "method": "probe",
         "site": "residual",
         "vector_auroc": ev["auroc"],
         "vector_accuracy": ev["accuracy"],
-        "summary": summary,
-        "rollouts": rollout_refusals(run_dir),
-        "response_d": d,
-        "shift_gap": shift_gap,
-        "onset": onset,
-        "curves": {n: mean_curve(resp[n]) for n in resp},
+        **sep,
+        "rollouts": rollouts,
         "examples": {
             n: [
                 {"id": t["id"], "prompt": t["prompt"], "response": t["response"], "refusal": s}
@@ -181,19 +130,89 @@ def refusal_dynamics(ctx: Context, run_dir: Path, evaluation: dict[str, Any]) ->
             ]
             for n in sets
         },
-        "checks": checks,
+        "checks": dynamics_checks(sep, ctx.sizes.monitor_tokens, no_refusal_vector(rollouts, None, _measured(sep))),
     }
+
+
+def separation(sets: dict[str, list[dict[str, Any]]], layer: int) -> dict[str, Any]:
+    """Harmful vs benign traces on the refusal vector: per-set prompt/response means, the response
+    Cohen's d, the prompt-to-response shift gap (pooled response sds), the onset token, the curves."""
+    parts = {name: [_split(t, layer) for t in traces] for name, traces in sets.items()}
+    resp = {name: [r for _, r in p if r] for name, p in parts.items()}
+    prompt_means = {name: [statistics.mean(pp) for pp, r in p if pp and r] for name, p in parts.items()}
+    resp_means = {name: [statistics.mean(r) for pp, r in p if pp and r] for name, p in parts.items()}
+    shifts = {n: [r - q for q, r in zip(prompt_means[n], resp_means[n], strict=True)] for n in parts}
+    sd = pooled_sd(resp_means["harmful"], resp_means["benign"])
+    summary = {
+        n: {
+            "prompt_mean": statistics.mean(prompt_means[n]),
+            "response_mean": statistics.mean(resp_means[n]),
+            "n": len(resp_means[n]),
+        }
+        for n in sets
+    }
+    return {
+        "summary": summary,
+        "response_d": cohens_d(resp_means["harmful"], resp_means["benign"]),
+        "shift_gap": (statistics.mean(shifts["harmful"]) - statistics.mean(shifts["benign"])) / sd if sd else None,
+        "onset": separation_onset(resp["harmful"], resp["benign"]),
+        "curves": {n: mean_curve(resp[n]) for n in resp},
+    }
+
+
+def _measured(sep: dict[str, Any]) -> str:
+    d = sep["response_d"]
+    return "" if d is None else f"; measured anyway: response d = {d:.2f}"
+
+
+def dynamics_checks(sep: dict[str, Any], limit: int, invalid: str | None = None) -> list[Check]:
+    """``invalid``: why the vector cannot carry the claim (the model did not refuse in its own
+    extraction rollouts, so the vector encodes the harmful request): every check cannot be tested."""
+    d, shift_gap, onset = sep["response_d"], sep["shift_gap"], sep["onset"]
+    n = sep["summary"]
+    return [
+        check(
+            "response_separation_d",
+            "harmful and benign responses separate on the refusal vector (Cohen's d of response means)",
+            "harmful +0.16 vs benign −0.33 (~0.5 apart, raw units)",
+            d,
+            invalid or (None if d is not None else "too few responses"),
+            shown=None if d is None else f"d = {d:.2f}",
+            noise=None if d is None else d_halfwidth(d, n["harmful"]["n"], n["benign"]["n"]),
+        ),
+        check(
+            "harmful_shift_minus_benign",
+            "harmful prompts move toward refusal from prompt to response, benign "
+            "ones do not (shift gap in pooled response sds)",
+            "harmful −0.23 → +0.16, benign −0.38 → −0.33",
+            shift_gap,
+            invalid or (None if shift_gap is not None else "too few responses"),
+        ),
+        check(
+            "separation_onset",
+            f"the sets separate within the first response tokens (first index with "
+            f"harmful − benign > {ONSET_SDS:g} pooled sd)",
+            "instant: token 2 (EM dynamics)",
+            float(onset if onset is not None else limit),
+            invalid,
+            shown=f"token {onset}" if onset is not None else f"never in {limit} tokens",
+        ),
+    ]
 
 
 # --- 6. steering against jailbreaks ---------------------------------------------------------------------
 
 
-def no_refusal_vector(rollouts: dict[str, dict[str, float]], blocked: float | None) -> str | None:
-    """Why the jailbreak claim cannot be tested, when the extraction rollouts hold no refusals."""
+def no_refusal_vector(
+    rollouts: dict[str, dict[str, float]], blocked: float | None, measured: str | None = None
+) -> str | None:
+    """Why a refusal claim (findings 5 and 6) cannot be tested, when the extraction rollouts hold no
+    refusals: the vector then encodes the harmful request, not a refusal the model makes."""
     pos = rollouts.get("positive", {"n": 0, "refused": 0, "share": 0.0})
     if pos["share"] >= MIN_REFUSING_ROLLOUTS:
         return None
-    measured = "" if blocked is None else f"; measured anyway: {blocked:.0%} of the jailbreaks blocked"
+    if measured is None:
+        measured = "" if blocked is None else f"; measured anyway: {blocked:.0%} of the jailbreaks blocked"
     return (
         f"the model refused in {pos['refused']:.0f} of its {pos['n']:.0f} positive extraction rollouts (< "
         f"{MIN_REFUSING_ROLLOUTS:.0%}), so the 'refusal' vector encodes the harmful request, not a refusal{measured}"
@@ -201,7 +220,7 @@ def no_refusal_vector(rollouts: dict[str, dict[str, float]], blocked: float | No
 
 
 def refusal_search_configs(ctx: Context, layers: Sequence[int]) -> list[SteerConfig]:
-    p = ctx.profile
+    p = ctx.sizes
     return [
         SteerConfig("probe", site, (layer,), ratio=r)
         for site in p.refusal_sites
@@ -226,7 +245,7 @@ def _config_of(row: dict[str, Any]) -> SteerConfig:
 
 
 def jailbreaks(ctx: Context, trait: Trait, run_dir: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
-    p = ctx.profile
+    p = ctx.sizes
     # the log's early-mid layers (L10 of 26), plus the layer where the vector detects best
     best_layer = int(evaluation["best"]["residual/probe"]["layer"])
     layers = sorted({depth_layer(d, ctx.lm.n_layers) for d in p.refusal_depths} | {best_layer})
@@ -242,42 +261,9 @@ def jailbreaks(ctx: Context, trait: Trait, run_dir: Path, evaluation: dict[str, 
     base_j, steered_j = steer_rows(ctx, trait, run_dir, cfg, [q.text for q in jb.prompts])
     base_b, steered_b = steer_rows(ctx, trait, run_dir, cfg, [q.text for q in benign.prompts])
     steered = steered_j[0] if steered_j else None
-    per_prompt = [
-        {
-            "id": q.id,
-            "note": q.note,
-            "unsteered": a["trait"],
-            "steered": s["trait"] if s else None,
-            "steered_answer": s["answer"] if s else None,
-            "unsteered_answer": a["answer"],
-        }
-        for q, a, s in zip(
-            jb.prompts, base_j["answers"], steered["answers"] if steered else [None] * len(jb.prompts), strict=True
-        )
-    ]
+    per_prompt = _per_prompt(jb.prompts, base_j, steered)
     resist = [r["note"] for r in per_prompt if r["steered"] is None or r["steered"] < REFUSAL_SCORE]
-    blocked = steered["share_high"] if steered else None
-    gain = None if blocked is None or base_j["share_high"] is None else blocked - base_j["share_high"]
-    where = f" ({best['label']})" if best else ""
     rollouts = rollout_refusals(run_dir)
-    why = no_refusal_vector(rollouts, blocked)
-    checks = [
-        SCheck(
-            "jailbreak_blocked",
-            f"steered with the refusal vector{where}, the jailbreaks get refused (share scored ≥ {REFUSAL_SCORE:g})",
-            "94% blocked (attn_out L10 c=20 + ensemble)",
-            blocked,
-            why or (None if blocked is not None else "no steering configuration to test"),
-        ),
-        SCheck(
-            "jailbreak_gain",
-            "steering, not the model's own habit, does the blocking (steered − unsteered share)",
-            "— (log gives no unsteered rate)",
-            gain,
-            why or (None if gain is not None else "no steering configuration"),
-            shown=None if gain is None else f"{blocked:.1%} − {base_j['share_high']:.1%} = {gain:+.1%}",
-        ),
-    ]
     return {
         "search_layers": layers,
         "search": search,
@@ -293,5 +279,49 @@ def jailbreaks(ctx: Context, trait: Trait, run_dir: Path, evaluation: dict[str, 
         "rollouts": rollouts,
         "resisting": resist,
         "red_team_resists": any("red-team" in (n or "") for n in resist),
-        "checks": checks,
+        "checks": jailbreak_checks(best, base_j, steered, rollouts),
     }
+
+
+def _per_prompt(prompts: Sequence[Any], base: dict[str, Any], steered: dict[str, Any] | None) -> list[dict[str, Any]]:
+    answers = steered["answers"] if steered else [None] * len(prompts)
+    return [
+        {
+            "id": q.id,
+            "note": q.note,
+            "unsteered": a["trait"],
+            "steered": s["trait"] if s else None,
+            "steered_answer": s["answer"] if s else None,
+            "unsteered_answer": a["answer"],
+        }
+        for q, a, s in zip(prompts, base["answers"], answers, strict=True)
+    ]
+
+
+def jailbreak_checks(
+    best: dict[str, Any] | None,
+    base_j: dict[str, Any],
+    steered: dict[str, Any] | None,
+    rollouts: dict[str, dict[str, float]],
+) -> list[Check]:
+    blocked = steered["share_high"] if steered else None
+    gain = None if blocked is None or base_j["share_high"] is None else blocked - base_j["share_high"]
+    where = f" ({best['label']})" if best else ""
+    why = no_refusal_vector(rollouts, blocked)
+    return [
+        check(
+            "jailbreak_blocked",
+            f"steered with the refusal vector{where}, the jailbreaks get refused (share scored ≥ {REFUSAL_SCORE:g})",
+            "94% blocked (attn_out L10 c=20 + ensemble)",
+            blocked,
+            why or (None if blocked is not None else "no steering configuration to test"),
+        ),
+        check(
+            "jailbreak_gain",
+            "steering, not the model's own habit, does the blocking (steered − unsteered share)",
+            "— (log gives no unsteered rate)",
+            gain,
+            why or (None if gain is not None else "no steering configuration"),
+            shown=None if gain is None else f"{blocked:.1%} − {base_j['share_high']:.1%} = {gain:+.1%}",
+        ),
+    ]

@@ -3,7 +3,7 @@
 The log carried optimism vectors from Mistral-7B base to its SFT and DPO descendants (same
 width, used as is). The bundled pair differs in width and depth (gemma-3-270m base d=640 × 18 →
 SmolLM2 instruct d=576 × 30), so the vectors travel through the detection reproduction's ridge
-maps (:mod:`traitscope.reproduce.crossmodel`), fitted on the same neutral texts read by both
+maps (:mod:`traitscope.reproduce.common.ridge`), fitted on the same neutral texts read by both
 models, at the same relative depth:
 
 ``push``  v_t = Wᵀ v_s with W the source → target map: exact for a displacement such as a
@@ -26,11 +26,11 @@ import torch
 from traitscope.activations import parse_position
 from traitscope.errors import TraitscopeError
 from traitscope.evaluation import auroc
-from traitscope.extraction.activations import load_site
 from traitscope.models.loader import LoadedModel
-from traitscope.reproduce.crossmodel import LinearMap, capture_texts, fit_ridge_map, map_position, neutral_texts
-from traitscope.reproduce.steering_common import (
-    POSITION,
+from traitscope.reproduce.common.ridge import LinearMap, capture_texts, fit_ridge_map, map_position, neutral_texts
+from traitscope.reproduce.common.runs import load_run
+from traitscope.reproduce.common.verdict import Check
+from traitscope.reproduce.steering.experiments.context import (
     Context,
     best_coherent,
     depth_layer,
@@ -38,9 +38,9 @@ from traitscope.reproduce.steering_common import (
     eval_row,
     steer_rows,
 )
-from traitscope.reproduce.steering_verdict import SCheck
+from traitscope.reproduce.steering.findings import check
 from traitscope.steering.evaluate import SteerConfig
-from traitscope.store import RunDir, VectorSet, load_vectors, read_jsonl, save_vectors
+from traitscope.store import RunDir, VectorSet, load_vectors, save_vectors
 from traitscope.traits.schema import Trait
 
 ARMS = ("push", "pull")
@@ -58,33 +58,30 @@ def carry(v_src: torch.Tensor, arm: str, push_W: torch.Tensor, pull_W: torch.Ten
     return v / v.norm().clamp_min(1e-12)
 
 
-def save_carried(target_vset: VectorSet, layer: int, name: str, v: torch.Tensor, run_dir: Path, src: str) -> Path:
+def save_carried(
+    target_vset: VectorSet, layer: int, name: str, v: torch.Tensor, run_dir: Path, src: str, position: str
+) -> Path:
     """Write a carried vector as the target model's vector file, so steering treats it like its own."""
     prov = copy.deepcopy(target_vset.provenance)
     prov.method = name
     prov.layers = [layer]
     prov.act_norms = {str(layer): float(target_vset.act_norm(layer) or 0.0)}
     prov.extras = {"carried_from": src}
-    path = RunDir(Path(run_dir)).vector_file(parse_position(POSITION).slug, prov.site, name)
+    path = RunDir(Path(run_dir)).vector_file(parse_position(position).slug, prov.site, name)
     save_vectors(path, VectorSet({layer: v}, prov))
     return path
 
 
-def _labels(run_dir: Path, ids: Sequence[str]) -> torch.Tensor:
-    polarity = {r["id"]: r["polarity"] for r in read_jsonl(RunDir(Path(run_dir)).rollouts)}
-    return torch.tensor([polarity[i] == "positive" for i in ids])
-
-
 def _target_acts(run_dir: Path, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-    acts, _, ids, layers = load_site(RunDir(Path(run_dir)).activations(parse_position(POSITION).slug), "residual")
-    return acts[:, layers.index(layer)].float(), _labels(run_dir, ids)
+    run = load_run(run_dir, ("residual",))
+    return run.at("residual", layer).float(), run.y.bool()
 
 
 def fit_maps(ctx: Context, base: LoadedModel, trait: str, ls: int, lt: int) -> tuple[LinearMap, LinearMap, int, str]:
     """(push: source → target, pull: target → source, texts used, position) at one layer pair,
     fitted on neutral texts read raw by both models (captures cached under the out dir)."""
     texts = neutral_texts(trait, ctx.profile.neutral_cap)
-    position = map_position(POSITION)  # a response mean maps to the mean over the whole text
+    position = map_position(ctx.profile.position)  # a response mean maps to the mean over the whole text
     cache = Path(ctx.out) / "runs" / f"steering-{ctx.profile.name}" / "_neutral-texts"
 
     def read(lm: LoadedModel, layer: int) -> torch.Tensor:
@@ -97,11 +94,11 @@ def fit_maps(ctx: Context, base: LoadedModel, trait: str, ls: int, lt: int) -> t
 
 
 def carry_vectors(
-    src_run: Path, own_run: Path, ls: int, lt: int, push: LinearMap, pull: LinearMap, source: str
+    src_run: Path, own_run: Path, ls: int, lt: int, push: LinearMap, pull: LinearMap, source: str, position: str
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Carry both methods through both maps, save them as the target's vector files, and score
     each on the target's extraction rows (which no carried vector was fitted on)."""
-    slug = parse_position(POSITION).slug
+    slug = parse_position(position).slug
     carried_run = Path(str(own_run) + "-carried")
     X_t, y_t = _target_acts(own_run, lt)
     arms: list[dict[str, Any]] = []
@@ -111,7 +108,7 @@ def carry_vectors(
         for arm in ARMS:
             v = carry(v_src, arm, push.W, pull.W)
             name = carried_name(method, arm)
-            save_carried(own_vset, lt, name, v, carried_run, f"{source} L{ls} {method} via {arm} map")
+            save_carried(own_vset, lt, name, v, carried_run, f"{source} L{ls} {method} via {arm} map", position)
             arms.append(
                 {
                     "method": method,
@@ -145,9 +142,9 @@ def cross_model(
     push, pull, n_texts, position = fit_maps(ctx, base, trait.name, ls, lt)
     source = {"name": base.name, "n_layers": base.n_layers, "hidden_size": base.hidden_size}
     del base  # only its run directory is needed from here on
-    carried_run, arms = carry_vectors(src_run, own_run, ls, lt, push, pull, source["name"])
+    carried_run, arms = carry_vectors(src_run, own_run, ls, lt, push, pull, source["name"], ctx.profile.position)
 
-    ratios = ctx.ratios(ctx.profile.cross_factors)
+    ratios = ctx.ratios(ctx.sizes.cross_factors)
     carried_configs = [SteerConfig(a["name"], "residual", (lt,), ratio=r) for a in arms for r in ratios]
     _, carried_rows = steer_rows(ctx, trait, carried_run, carried_configs, questions)
     own_configs = [SteerConfig(m, "residual", (lt,), ratio=r) for m in OWN_METHODS for r in ratios]
@@ -159,8 +156,8 @@ def cross_model(
         a.update(_summary([r for r in carried_rows if r["method"] == a["name"]], ctx.floor))
         o = own[a["method"]]
         a["detect_kept"] = _kept(a["auroc"] - 0.5, o["auroc"] - 0.5)
-        # a carried vector with no coherent configuration gained nothing usable: 0, not unknown
-        a["control_kept"] = _kept(a["best_delta"] if a["best_delta"] is not None else 0.0, o["best_delta"])
+        # a carried vector with no coherent configuration has no control to measure: unknown, not 0
+        a["control_kept"] = _kept(a["best_delta"], o["best_delta"])
     primary = next(a for a in arms if (a["method"], a["arm"]) == PRIMARY)
     return {
         "source": source,
@@ -182,15 +179,15 @@ def cross_model(
     }
 
 
-def _steer_check(primary: dict[str, Any], own: dict[str, Any]) -> SCheck:
+def _steer_check(primary: dict[str, Any], own: dict[str, Any]) -> Check:
     kept = primary["control_kept"]
-    return SCheck(
+    return check(
         "carried_steer_fraction",
         f"vectors carried from the base model steer the target ({primary['label']}: best coherent Δ as a share of "
         "the target's own vector's)",
         "84.3% (SFT) / 83.2% (DPO) trait, coherence 76-82%",
         kept,
-        None if kept is not None else "the target's own vector did not raise the trait score while coherent",
+        None if kept is not None else _why_no_control(primary, own),
         shown=None
         if kept is None
         else f"{primary['best_delta'] or 0.0:+.1f} vs own {own['best_delta']:+.1f} ({kept:.2f}×)",
@@ -216,3 +213,9 @@ def _kept(carried: float | None, own: float | None) -> float | None:
     if carried is None or own is None or own <= 0:
         return None
     return carried / own
+
+
+def _why_no_control(carried: dict[str, Any], own: dict[str, Any]) -> str:
+    if carried["best_delta"] is None:
+        return "no configuration of the carried vector stayed coherent, so its control cannot be measured"
+    return "the target's own vector did not raise the trait score while coherent"
