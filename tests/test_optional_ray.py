@@ -21,4 +21,4 @@ def test_asking_for_ray_without_it_is_one_line(tmp_path):
                  ["sweep", "--traits", "optimism", "--backend", "ray", "--run-root", str(tmp_path)]):  # fmt: skip
         r = subprocess.run([sys.executable, "-c", launch, *args], capture_output=True, text=True, timeout=120)
         lines = [line for line in r.stderr.splitlines() if line.strip()]
-        assert r.returncode == 2 and len(lines) == 1 and "pip install 'ray[serve]'" in lines[0], r.stderr
+        assert r.returncode == 2 and len(lines) == 1 and "pip install 'traitscope[ray]'" in lines[0], r.stderr

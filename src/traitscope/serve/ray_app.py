@@ -22,7 +22,7 @@ def require_ray() -> Any:
     except ImportError:
         raise TraitscopeError(
             "--replicas / --ray-address / --backend ray need Ray Serve, which is not installed; "
-            "`pip install 'ray[serve]'` (or run without them: one process)"
+            "`pip install 'traitscope[ray]'` (or 'ray[serve]'), or run without them in one process"
         ) from None
     return ray
 
