@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import POSITION_OPT, RUN_OPT, floats, run_dir
+from traitscope.cli.common import DEVICE_MAP_OPT, MAX_MEMORY_OPT, POSITION_OPT, RUN_OPT, floats, load, run_dir
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
 
@@ -37,10 +37,11 @@ def steer(
     ablate: bool = typer.Option(False, help="Project the direction out instead of adding it."),
     max_new_tokens: int = typer.Option(64),
     json_out: bool = typer.Option(False, "--json"),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Answer a prompt unsteered and steered, side by side."""
     from traitscope.activations import parse_layers
-    from traitscope.models import load_model
     from traitscope.steering.compare import side_by_side
     from traitscope.store.runs import load_run_vectors
     from traitscope.traits import load_trait
@@ -48,7 +49,7 @@ def steer(
     t = load_trait(trait)
     vset = load_run_vectors(run_dir(run, model, t.name), site, method, position)
     with console.status(f"loading {model}"):
-        lm = load_model(model)
+        lm = load(model, device_map, max_memory)
     chosen = parse_layers(layers, lm.n_layers)
     info = side_by_side(lm, vset, prompt, chosen, ratio, coef, mode, scope, ablate, t.steering_sign, max_new_tokens)
     if json_out:
@@ -84,12 +85,13 @@ def steer_eval(
     max_new_tokens: int = typer.Option(48),
     batch_size: int = typer.Option(32),
     json_out: bool = typer.Option(False, "--json"),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Answer the trait's steering questions under each configuration and score them.
 
     Appends to <run>/steering/results.jsonl; a re-run skips configurations already there."""
     from traitscope.activations import parse_layers
-    from traitscope.models import load_model
     from traitscope.progress import rich_reporter
     from traitscope.steering.evaluate import best_config, evaluate_configs, grid, search_ratios
     from traitscope.store.runs import load_run_vectors
@@ -106,7 +108,7 @@ def steer_eval(
         raise TraitscopeError(f"--mode {mode!r} is not valid; use one of: {', '.join(MODES)}")
     load_run_vectors(rd, site, method, position)  # fail before loading the model
     with console.status(f"loading {model}"):
-        lm = load_model(model)
+        lm = load(model, device_map, max_memory)
     chosen = parse_layers(layers, lm.n_layers)
     from traitscope.judges.registry import get_judge
 
