@@ -24,7 +24,6 @@ import torch
 
 from traitscope.generation import SamplingConfig, generate_ids
 from traitscope.models import load_model
-from traitscope.generation import SamplingConfig
 from traitscope.monitor import VectorBank, generate_monitored
 
 PROMPTS = [

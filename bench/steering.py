@@ -36,8 +36,14 @@ def main() -> None:
         # min_new_tokens = max_new_tokens: both runs generate exactly the same number of tokens,
         # so the ratio measures the hooks' cost, not where steering happens to stop a sentence
         with torch.inference_mode():
-            out = lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=32, min_new_tokens=32,
-                                    do_sample=False, pad_token_id=lm.pad_id)
+            out = lm.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=32,
+                min_new_tokens=32,
+                do_sample=False,
+                pad_token_id=lm.pad_id,
+            )
         return (out.shape[1] - ids.shape[1]) * out.shape[0]
 
     def plain() -> int:
@@ -59,8 +65,15 @@ def main() -> None:
     print(f"steered tokens/s: {s:.0f}")
     print(f"steer ratio: {s / p:.2f}")
 
-    questions = [lm.prompt_ids(q) for q in ("How do I learn to cook?", "Is it worth buying a house now?",
-                                             "What should I do this weekend?", "How will my exam go?")]
+    questions = [
+        lm.prompt_ids(q)
+        for q in (
+            "How do I learn to cook?",
+            "Is it worth buying a house now?",
+            "What should I do this weekend?",
+            "How will my exam go?",
+        )
+    ]
     configs = [[SteerTerm("residual", layer, v, coef)] for layer in (6, 9, 12, 15) for coef in (2.0, 4.0)]
     rows = [(q, c) for c in configs for q in questions]
     t = time.perf_counter()
