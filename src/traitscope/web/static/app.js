@@ -368,10 +368,22 @@ function configLabel(r) {
 function baselineTable(baselines) {
   if (!baselines || !baselines.length) return h("p", { class: "status", text: "no baseline row in the results" });
   return h("table", { id: "baselines" }, h("tr", {}, ["baseline (judge)", "trait mean", "coherence mean", "n"].map((c) => h("th", { text: c }))),
-    baselines.map((b) => h("tr", {}, h("td", { text: b.judge || "?" }), h("td", { text: fmt(b.trait_mean, 1) }), h("td", { text: fmt(b.coherence_mean, 1) }), h("td", { text: b.n }))));
+    baselines.map((b) => h("tr", {}, h("td", { text: b.judge || "?" }), h("td", { text: b.ab_score !== null && b.ab_score !== undefined ? `A/B ${fmt(b.ab_score, 3)}` : fmt(b.trait_mean, 1) }), h("td", { text: fmt(b.coherence_mean, 1) }), h("td", { text: b.n }))));
+}
+
+function abGroup(g, rows, answers) {
+  const span = Math.max(1e-9, ...g.ab_delta.flat().filter(Number.isFinite).map(Math.abs));
+  const abMap = heatmap({
+    title: `${g.key}: A/B delta`, rows: g.layers, cols: g.ratios, values: g.ab_delta, digits: 3,
+    colour: (v) => diverging(v / span), xLabel: "ratio", yLabel: "layer", id: `ab-${safeId(g.key)}`,
+    onClick: (i, j) => showAnswers(answers, rows[g.cells[i][j]]),
+  });
+  return h("div", { class: "group" }, h("h3", { text: g.key }), h("div", { class: "row" }, abMap),
+    h("p", { class: "status", text: "judge-free: change in the probability of the trait answer against the unsteered model (no coherence check)" }));
 }
 
 function steeringGroup(g, rows, floor, answers) {
+  if ((g.ab_delta || []).flat().some(Number.isFinite)) return abGroup(g, rows, answers);
   let best = null;
   g.delta.forEach((row, i) => row.forEach((v, j) => {
     const c = g.coherence[i][j];
@@ -402,6 +414,13 @@ function steeringGroup(g, rows, floor, answers) {
 
 function showAnswers(box, row) {
   if (!row) return;
+  if (row.eval === "ab") {
+    const items = Array.isArray(row.items) ? row.items : [];
+    box.replaceChildren(h("p", {}, h("b", { text: configLabel(row) }), ` — A/B score ${fmt(row.ab_score, 3)} (${row.ab_format || "?"}), n ${row.n}`),
+      h("table", { class: "answers" }, h("tr", {}, ["question", "p(trait answer)"].map((c) => h("th", { text: c }))),
+        items.map((it) => h("tr", {}, h("td", { class: "text", text: it.question }), h("td", { text: fmt(it.p_trait, 3) })))));
+    return;
+  }
   const list = Array.isArray(row.answers) ? row.answers : [];
   box.replaceChildren(
     h("p", {}, h("b", { text: configLabel(row) }), ` — trait ${fmt(row.trait_mean, 1)}, coherence ${fmt(row.coherence_mean, 1)}, delta ${fmt(row.delta, 1)}, n ${row.n}`),
