@@ -174,7 +174,7 @@ def test_embedding_judge_trains_on_kept_rollouts(tmp_path):
     assert "rollouts.jsonl" in happy.reason
 
     (run / "rollouts.jsonl").write_text('{"polarity": "positive", "response": "ok"}\n{oops\n')
-    with pytest.raises(TraitscopeError, match=r"rollouts.jsonl:2: invalid JSON"):
+    with pytest.raises(TraitscopeError, match=r"rollouts.jsonl:2: corrupt JSON line"):
         EmbeddingJudge(run).score_trait(load_trait("optimism"), [("q", "a")])
 
 

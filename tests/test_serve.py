@@ -53,6 +53,7 @@ def served(lm):
     with BackgroundServer(app) as server:
         server.counts = counts  # type: ignore[attr-defined]
         yield server
+    app.state.batcher.close()
 
 
 def _post(server, body: dict | bytes, **kw) -> httpx.Response:
@@ -80,7 +81,7 @@ def test_greedy_completion_and_real_logprobs(served, lm):
     body = _post(
         served,
         {
-            "model": "x",
+            "model": lm.name,
             "messages": [{"role": "user", "content": question}],
             "temperature": 0,
             "max_tokens": 8,
@@ -125,7 +126,9 @@ def test_seeded_sampling_repeats(served):
     [
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 65}, 400, "exceeds this server's cap of 64"),
         ({"messages": []}, 400, "messages"),
-        ({"messages": [{"role": "user", "content": "hi"}], "stream": True}, 400, "stream=true is not supported"),
+        ({"messages": [{"role": "user", "content": "hi"}], "model": "x"}, 404, "model 'x' is not served here"),
+        ({"messages": [{"role": "user", "content": "hi"}], "seed": 2**64}, 400, "seed"),
+        ({"messages": [{"role": "user", "content": "hi"}], "seed": -1}, 400, "seed"),
         ({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 30, "logprobs": True}, 400, "top_logprobs"),
         (b"{not json", 400, "not valid JSON"),
         (b"{" + b" " * 1_000_001 + b"}", 413, "exceeds 1000000 bytes"),

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import POSITION_OPT, RUN_OPT, floats, run_dir
+from traitscope.cli.common import DEVICE_MAP_OPT, MAX_MEMORY_OPT, POSITION_OPT, RUN_OPT, floats, load, run_dir
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
 
@@ -37,55 +37,29 @@ def steer(
     ablate: bool = typer.Option(False, help="Project the direction out instead of adding it."),
     max_new_tokens: int = typer.Option(64),
     json_out: bool = typer.Option(False, "--json"),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Answer a prompt unsteered and steered, side by side."""
     from traitscope.activations import parse_layers
-    from traitscope.generation import SamplingConfig, generate_ids
-    from traitscope.models import load_model
-    from traitscope.steering import SteeringSpec, build_terms
-    from traitscope.steering import steer as steer_ctx
+    from traitscope.steering.compare import side_by_side
     from traitscope.store.runs import load_run_vectors
     from traitscope.traits import load_trait
 
     t = load_trait(trait)
-    if not prompt.strip():
-        raise TraitscopeError("--prompt is empty")
-    if ratio is not None and coef is not None:
-        raise TraitscopeError("give --ratio or --coef, not both")
     vset = load_run_vectors(run_dir(run, model, t.name), site, method, position)
     with console.status(f"loading {model}"):
-        lm = load_model(model)
-    vset.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(site), lm.name)
+        lm = load(model, device_map, max_memory)
     chosen = parse_layers(layers, lm.n_layers)
-    strength = None if coef is not None else (0.3 if ratio is None else ratio)
-    terms = build_terms(vset, chosen, strength, coef, "single" if len(chosen) == 1 else mode)
-    if t.steering_direction == "negative":  # push away from the trait
-        terms = [type(x)(x.site, x.layer, x.vector, -float(x.coef)) for x in terms]
-    ids = [lm.prompt_ids(prompt)]
-    cfg = SamplingConfig(max_new_tokens=max_new_tokens)
-    plain = lm.tokenizer.decode(generate_ids(lm, ids, cfg)[0], skip_special_tokens=True).strip()
-    with steer_ctx(lm, SteeringSpec(terms, scope=scope, op="ablate" if ablate else "add")):
-        steered = lm.tokenizer.decode(generate_ids(lm, ids, cfg)[0], skip_special_tokens=True).strip()
-    info = {
-        "prompt": prompt,
-        "unsteered": plain,
-        "steered": steered,
-        "site": site,
-        "method": method,
-        "op": "ablate" if ablate else "add",
-        "scope": scope,
-        "coefs": {str(x.layer): round(float(x.coef), 3) for x in terms},
-    }
+    info = side_by_side(lm, vset, prompt, chosen, ratio, coef, mode, scope, ablate, t.steering_sign, max_new_tokens)
     if json_out:
         emit_json(info)
         return
-    table = Table(
-        title=f"{t.name}: {site}/{method} layers {chosen} " + ("ablated" if ablate else f"coefs {info['coefs']}"),
-        show_lines=True,
-    )
+    what = "ablated" if ablate else f"coefs {info['coefs']}"
+    table = Table(title=f"{t.name}: {site}/{method} layers {chosen} {what}", show_lines=True)
     table.add_column("unsteered", ratio=1)
     table.add_column("steered", ratio=1)
-    table.add_row(plain, steered)
+    table.add_row(info["unsteered"], info["steered"])
     console.print(table)
 
 
@@ -115,13 +89,14 @@ def steer_eval(
     ),
     ab_format: str = typer.Option("answers", help="A/B format: answers (likelihoods) or letters ((A)/(B) choice)."),
     json_out: bool = typer.Option(False, "--json"),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Answer the trait's steering questions under each configuration and score them.
 
     Appends to <run>/steering/results.jsonl; a re-run skips configurations already there. With
     --eval ab each configuration gets an A/B score from one forward pass per question instead."""
     from traitscope.activations import parse_layers
-    from traitscope.models import load_model
     from traitscope.progress import rich_reporter
     from traitscope.steering.evaluate import best_config, evaluate_configs, grid, search_ratios
     from traitscope.store.runs import load_run_vectors
@@ -149,7 +124,7 @@ def steer_eval(
     if ab_source and not json_out:
         console.print(f"A/B questions: {ab_source}")
     with console.status(f"loading {model}"):
-        lm = load_model(model)
+        lm = load(model, device_map, max_memory)
     chosen = parse_layers(layers, lm.n_layers)
     ab_rows = []
     if eval_kind != "judge":

@@ -66,6 +66,11 @@ class Trait:
     ab_questions: tuple[ABQuestion, ...] = ()  # optional, for the judge-free A/B evaluation
 
     @property
+    def steering_sign(self) -> float:
+        """+1 to steer toward the trait, -1 when its steering direction is negative (push away)."""
+        return -1.0 if self.steering_direction == "negative" else 1.0
+
+    @property
     def raw(self) -> bool:
         """Prompts are read as raw text even by instruct models (document completions)."""
         return self.template == "raw"
