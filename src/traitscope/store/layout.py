@@ -11,6 +11,7 @@
   monitor/<prompt-set>/<id>.json
   report.html
 <run-root>/<model-slug>/monitor/<prompt-set>/   multi-trait monitor traces
+<run-root>/sweep.json                           the last `traitscope sweep`'s jobs and their summaries
 
 Positions are passed as specs (``"response[:]"``, a :class:`~traitscope.specs.Position`, or the
 folder name itself); folder names come from :attr:`Position.slug`, which is unique and reversible.
@@ -41,6 +42,11 @@ def as_position(position: str | Position) -> Position:
 def model_dir(run_root: Path | str, model: str) -> Path:
     """``<run-root>/<model-slug>``: the model's runs, one folder per trait."""
     return Path(run_root) / model_slug(model)
+
+
+def sweep_index(run_root: Path | str) -> Path:
+    """``<run-root>/sweep.json``: one entry per job of the last sweep over this run root."""
+    return Path(run_root) / "sweep.json"
 
 
 def model_monitor_dir(run_root: Path | str, model: str, prompt_set: str) -> Path:
