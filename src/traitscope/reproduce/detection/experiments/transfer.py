@@ -9,6 +9,7 @@ import traitscope.reproduce.detection.findings as log
 from traitscope.evaluation import transfer_matrix
 from traitscope.reproduce.common.profiles import Profile
 from traitscope.reproduce.common.runs import RunData
+from traitscope.reproduce.common.stats import bootstrap_halfwidth
 from traitscope.reproduce.common.verdict import untestable
 from traitscope.reproduce.detection.findings import check
 
@@ -35,7 +36,27 @@ def _matrix(run: RunData, tag: str, method: str, layer: int, profile: Profile, k
         "auroc": tm.auroc,
         "averages": tm.averages("accuracy"),
         "averages_auroc": tm.averages("auroc"),
+        "noise": _noise(tm.accuracy),
     }
+
+
+def _cells(acc: list[list[float]]) -> tuple[list[float], list[float]]:
+    """(diagonal, off-diagonal) accuracy cells of a transfer matrix."""
+    n = len(acc)
+    return [acc[i][i] for i in range(n)], [acc[i][j] for i in range(n) for j in range(n) if i != j]
+
+
+def _noise(acc: list[list[float]]) -> dict[str, float | None]:
+    """95% bootstrap half-widths over the matrix's cells: of the cross-group mean (off-diagonal
+    cells) and of the drop (same-group mean minus it, the two resampled independently)."""
+    same, cross = _cells(acc)
+    hs, hc = bootstrap_halfwidth(same), bootstrap_halfwidth(cross)
+    return {"cross_group": hc, "drop": None if hs is None or hc is None else (hs * hs + hc * hc) ** 0.5}
+
+
+def _gap_noise(a: dict[str, Any], b: dict[str, Any]) -> float | None:
+    """Bootstrap half-width of two methods' cross-group gap, paired cell by cell."""
+    return bootstrap_halfwidth([x - y for x, y in zip(_cells(a["accuracy"])[1], _cells(b["accuracy"])[1], strict=True)])
 
 
 def _groups_present(run: RunData, tag: str, keep: list[int]) -> list[str]:
@@ -58,13 +79,21 @@ def cross_language(run: RunData, profile: Profile) -> dict[str, Any]:
             "probe transfers across languages (cross-group accuracy)",
             f"{L['cross']:.1%}",
             p["cross_group"],
+            noise=m["probe"]["noise"]["cross_group"],
         ),
-        check("cross_lang_drop", "little drop from same- to cross-language", f"{L['drop'] * 100:.1f} pts", p["drop"]),
+        check(
+            "cross_lang_drop",
+            "little drop from same- to cross-language",
+            f"{L['drop'] * 100:.1f} pts",
+            p["drop"],
+            noise=m["probe"]["noise"]["drop"],
+        ),
         check(
             "cross_lang_probe_minus_mean_diff",
             "probe ≫ mean_diff across languages (cross accuracy gap)",
             "~100% vs ~50%",
             p["cross_group"] - md["cross_group"],
+            noise=_gap_noise(m["probe"], m["mean_diff"]),
         ),
     ]
     return {"layer": layer, "matrices": m, "checks": checks, "n": run.n}
@@ -85,8 +114,15 @@ def cross_topic(run: RunData, profile: Profile) -> dict[str, Any]:
             "probe transfers across topics (cross-group accuracy)",
             f"{L['cross']:.1%}",
             p["cross_group"],
+            noise=m["probe"]["noise"]["cross_group"],
         ),
-        check("cross_topic_drop", "modest drop from same- to cross-topic", f"{L['drop'] * 100:.1f} pts", p["drop"]),
+        check(
+            "cross_topic_drop",
+            "modest drop from same- to cross-topic",
+            f"{L['drop'] * 100:.1f} pts",
+            p["drop"],
+            noise=m["probe"]["noise"]["drop"],
+        ),
     ]
     return {"layer": layer, "matrices": m, "checks": checks, "n": len(english)}
 
@@ -112,12 +148,14 @@ def cross_distribution(run: RunData, profile: Profile) -> dict[str, Any]:
             "probe transfers across domains (off-diagonal accuracy)",
             "95% / 100% (B→A, A→B)",
             cross["probe"],
+            noise=m["probe"]["noise"]["cross_group"],
         ),
         check(
             "cross_dist_probe_minus_mean_diff",
             "probe transfers better than mean_diff (off-diagonal gap)",
             "97.5% vs 72.5% (+25 pts)",
             cross["probe"] - cross["mean_diff"],
+            noise=_gap_noise(m["probe"], m["mean_diff"]),
         ),
     ]
     return {"layer": layer, "matrices": m, "table": table, "checks": checks, "n": run.n}
