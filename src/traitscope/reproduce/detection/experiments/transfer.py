@@ -10,7 +10,7 @@ from traitscope.evaluation import transfer_matrix
 from traitscope.reproduce.common.profiles import Profile
 from traitscope.reproduce.common.runs import RunData
 from traitscope.reproduce.common.stats import bootstrap_halfwidth
-from traitscope.reproduce.common.verdict import untestable
+from traitscope.reproduce.common.verdict import Check, untestable
 from traitscope.reproduce.detection.findings import check
 
 
@@ -54,9 +54,22 @@ def _noise(acc: list[list[float]]) -> dict[str, float | None]:
     return {"cross_group": hc, "drop": None if hs is None or hc is None else (hs * hs + hc * hc) ** 0.5}
 
 
-def _gap_noise(a: dict[str, Any], b: dict[str, Any]) -> float | None:
-    """Bootstrap half-width of two methods' cross-group gap, paired cell by cell."""
-    return bootstrap_halfwidth([x - y for x, y in zip(_cells(a["accuracy"])[1], _cells(b["accuracy"])[1], strict=True)])
+def _cross_check(key: str, claim: str, logged: str, m: dict[str, Any]) -> Check:
+    p = m["probe"]
+    return check(key, claim, logged, p["averages"]["cross_group"], noise=p["noise"]["cross_group"])
+
+
+def _drop_check(key: str, claim: str, logged: str, m: dict[str, Any]) -> Check:
+    p = m["probe"]
+    return check(key, claim, logged, p["averages"]["drop"], noise=p["noise"]["drop"])
+
+
+def _gap_check(key: str, claim: str, logged: str, m: dict[str, Any]) -> Check:
+    """probe's cross-group accuracy minus mean_diff's, with the bootstrap over paired cells."""
+    p, md = m["probe"], m["mean_diff"]
+    pairs = zip(_cells(p["accuracy"])[1], _cells(md["accuracy"])[1], strict=True)
+    gap = p["averages"]["cross_group"] - md["averages"]["cross_group"]
+    return check(key, claim, logged, gap, noise=bootstrap_halfwidth([x - y for x, y in pairs]))
 
 
 def _groups_present(run: RunData, tag: str, keep: list[int]) -> list[str]:
@@ -71,29 +84,17 @@ def cross_language(run: RunData, profile: Profile) -> dict[str, Any]:
     if len(_groups_present(run, "lang", everyone)) < 2:
         return _too_few("lang", run, "cross_lang")
     m = {meth: _matrix(run, "lang", meth, layer, profile) for meth in ("probe", "mean_diff")}
-    p, md = m["probe"]["averages"], m["mean_diff"]["averages"]
     L = log.CROSS_LANG
     checks = [
-        check(
-            "cross_lang_probe",
-            "probe transfers across languages (cross-group accuracy)",
-            f"{L['cross']:.1%}",
-            p["cross_group"],
-            noise=m["probe"]["noise"]["cross_group"],
+        _cross_check(
+            "cross_lang_probe", "probe transfers across languages (cross-group accuracy)", f"{L['cross']:.1%}", m
         ),
-        check(
-            "cross_lang_drop",
-            "little drop from same- to cross-language",
-            f"{L['drop'] * 100:.1f} pts",
-            p["drop"],
-            noise=m["probe"]["noise"]["drop"],
-        ),
-        check(
+        _drop_check("cross_lang_drop", "little drop from same- to cross-language", f"{L['drop'] * 100:.1f} pts", m),
+        _gap_check(
             "cross_lang_probe_minus_mean_diff",
             "probe ≫ mean_diff across languages (cross accuracy gap)",
             "~100% vs ~50%",
-            p["cross_group"] - md["cross_group"],
-            noise=_gap_noise(m["probe"], m["mean_diff"]),
+            m,
         ),
     ]
     return {"layer": layer, "matrices": m, "checks": checks, "n": run.n}
@@ -106,23 +107,12 @@ def cross_topic(run: RunData, profile: Profile) -> dict[str, Any]:
     if len(_groups_present(run, "topic", english)) < 2:
         return _too_few("topic", run, "cross_topic")
     m = {meth: _matrix(run, "topic", meth, layer, profile, english) for meth in ("probe", "mean_diff")}
-    p = m["probe"]["averages"]
     L = log.CROSS_TOPIC
     checks = [
-        check(
-            "cross_topic_probe",
-            "probe transfers across topics (cross-group accuracy)",
-            f"{L['cross']:.1%}",
-            p["cross_group"],
-            noise=m["probe"]["noise"]["cross_group"],
+        _cross_check(
+            "cross_topic_probe", "probe transfers across topics (cross-group accuracy)", f"{L['cross']:.1%}", m
         ),
-        check(
-            "cross_topic_drop",
-            "modest drop from same- to cross-topic",
-            f"{L['drop'] * 100:.1f} pts",
-            p["drop"],
-            noise=m["probe"]["noise"]["drop"],
-        ),
+        _drop_check("cross_topic_drop", "modest drop from same- to cross-topic", f"{L['drop'] * 100:.1f} pts", m),
     ]
     return {"layer": layer, "matrices": m, "checks": checks, "n": len(english)}
 
@@ -133,7 +123,6 @@ def cross_distribution(run: RunData, profile: Profile) -> dict[str, Any]:
     if len(_groups_present(run, "domain", list(range(run.n)))) < 2:
         return _too_few("domain", run, "cross_dist")
     m = {meth: _matrix(run, "domain", meth, layer, profile) for meth in ("probe", "mean_diff")}
-    cross = {meth: m[meth]["averages"]["cross_group"] for meth in m}
     # the log's "avg transfer" is the mean of a vector's two cells (its own domain and the other)
     table = {
         meth: {
@@ -143,19 +132,14 @@ def cross_distribution(run: RunData, profile: Profile) -> dict[str, Any]:
         for meth in m
     }
     checks = [
-        check(
-            "cross_dist_probe",
-            "probe transfers across domains (off-diagonal accuracy)",
-            "95% / 100% (B→A, A→B)",
-            cross["probe"],
-            noise=m["probe"]["noise"]["cross_group"],
+        _cross_check(
+            "cross_dist_probe", "probe transfers across domains (off-diagonal accuracy)", "95% / 100% (B→A, A→B)", m
         ),
-        check(
+        _gap_check(
             "cross_dist_probe_minus_mean_diff",
             "probe transfers better than mean_diff (off-diagonal gap)",
             "97.5% vs 72.5% (+25 pts)",
-            cross["probe"] - cross["mean_diff"],
-            noise=_gap_noise(m["probe"], m["mean_diff"]),
+            m,
         ),
     ]
     return {"layer": layer, "matrices": m, "table": table, "checks": checks, "n": run.n}
