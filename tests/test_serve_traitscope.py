@@ -321,3 +321,33 @@ def test_cli_refuses_open_host_without_key(tmp_path):
     cmd = [sys.executable, "-m", "traitscope", "serve", "--host", "0.0.0.0", "--run-root", str(tmp_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--api-key" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_serve_command_end_to_end(lm, run_root):
+    """`traitscope serve` as users start it: a real process, the openai client, an API key."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "traitscope", "serve", "--run-root", str(run_root), "--port", str(port),
+           "--api-key", "k3y", "--max-tokens", "16"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k3y", max_retries=0, timeout=60)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                client.models.list()
+                break
+            except openai.APIConnectionError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
+                time.sleep(0.3)
+        r = ask(client, lm, ts={"steer": [STEER], "monitor": {"traits": ["optimism"]}}, max_tokens=4)
+        assert r.traitscope["steered"]
+        assert len(r.traitscope["trait_scores"]["optimism"]["per_token"]) == r.usage.completion_tokens >= 1
+        with pytest.raises(openai.BadRequestError):
+            ask(client, lm, max_tokens=17)  # over --max-tokens
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
