@@ -99,7 +99,7 @@ def carry_vectors(
     """Carry both methods through both maps, save them as the target's vector files, and score
     each on the target's extraction rows (which no carried vector was fitted on)."""
     slug = parse_position(position).slug
-    carried_run = Path(str(own_run) + "-carried")
+    carried_run = RunDir(own_run).variant("carried").root
     X_t, y_t = _target_acts(own_run, lt)
     arms: list[dict[str, Any]] = []
     for method in ("mean_diff", "probe"):
