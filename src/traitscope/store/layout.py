@@ -66,6 +66,10 @@ class RunDir:
         """The run directory of ``trait`` on ``model`` (a name or slug) under ``run_root``."""
         return cls(model_dir(run_root, model) / Path(trait).name)
 
+    def variant(self, suffix: str) -> RunDir:
+        """A sibling run of the same model for vectors derived from this one (``<trait>-<suffix>``)."""
+        return RunDir(self.root.with_name(f"{self.trait}-{suffix}"))
+
     @property
     def run_root(self) -> Path:
         return self.root.parent.parent

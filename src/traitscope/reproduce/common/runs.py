@@ -86,10 +86,20 @@ class RunData:
         return min(self.layers, key=lambda x: (abs(x - layer), x))
 
 
+def runs_root(out: Path, label: str) -> Path:
+    """``<out>/runs/<label>``: one reproduction's run root (detection labels by profile name,
+    steering by ``steering-<profile>``, so the two never share a run)."""
+    return Path(out) / "runs" / label
+
+
 def run_dir_for(out: Path, label: str, lm: LoadedModel, trait: str) -> Path:
-    """``<out>/runs/<label>/<model slug>/<trait>``: detection labels by profile name, steering by
-    ``steering-<profile>``, so the two never share a run."""
-    return Path(out) / "runs" / label / lm.slug / trait
+    """The run directory of ``trait`` on ``lm`` under :func:`runs_root` (spelled by ``RunDir``)."""
+    return RunDir.of(lm.name, trait, runs_root(out, label)).root
+
+
+def neutral_cache(out: Path, label: str) -> Path:
+    """Where the neutral-text activations behind a ridge map are cached (beside the runs)."""
+    return runs_root(out, label) / "_neutral-texts"
 
 
 def trait_for(profile: Profile, name: str) -> Trait:

@@ -10,7 +10,7 @@ from typing import Any
 from traitscope.errors import TraitscopeError
 from traitscope.models.loader import LoadedModel
 from traitscope.reproduce.common.profiles import Profile
-from traitscope.reproduce.common.runs import RunData, ensure_run
+from traitscope.reproduce.common.runs import RunData, ensure_run, neutral_cache
 from traitscope.reproduce.common.session import Results, Setup, Timings, machine, model_info
 from traitscope.reproduce.common.verdict import judge_finding, untestable
 from traitscope.reproduce.detection.experiments.base_to_instruct import base_to_instruct
@@ -83,7 +83,7 @@ def _transfer(p: Profile, setup: Setup, lm: LoadedModel, runs: dict[str, RunData
         lm,
         src,
         runs[TRANSFER_TRAIT],
-        setup.out / "runs" / p.name / "_neutral-texts",
+        neutral_cache(setup.out, p.name),
         p.folds,
         p.neutral_cap,
         p.seed,

@@ -28,7 +28,7 @@ from traitscope.errors import TraitscopeError
 from traitscope.evaluation import auroc
 from traitscope.models.loader import LoadedModel
 from traitscope.reproduce.common.ridge import LinearMap, capture_texts, fit_ridge_map, map_position, neutral_texts
-from traitscope.reproduce.common.runs import load_run
+from traitscope.reproduce.common.runs import load_run, neutral_cache
 from traitscope.reproduce.common.verdict import Check
 from traitscope.reproduce.steering.experiments.context import (
     Context,
@@ -82,7 +82,7 @@ def fit_maps(ctx: Context, base: LoadedModel, trait: str, ls: int, lt: int) -> t
     fitted on neutral texts read raw by both models (captures cached under the out dir)."""
     texts = neutral_texts(trait, ctx.profile.neutral_cap)
     position = map_position(ctx.profile.position)  # a response mean maps to the mean over the whole text
-    cache = Path(ctx.out) / "runs" / f"steering-{ctx.profile.name}" / "_neutral-texts"
+    cache = neutral_cache(ctx.out, f"steering-{ctx.profile.name}")
 
     def read(lm: LoadedModel, layer: int) -> torch.Tensor:
         where = cache / f"{lm.slug}-{trait}-L{layer}"
@@ -99,7 +99,7 @@ def carry_vectors(
     """Carry both methods through both maps, save them as the target's vector files, and score
     each on the target's extraction rows (which no carried vector was fitted on)."""
     slug = parse_position(position).slug
-    carried_run = Path(str(own_run) + "-carried")
+    carried_run = RunDir(own_run).variant("carried").root
     X_t, y_t = _target_acts(own_run, lt)
     arms: list[dict[str, Any]] = []
     for method in ("mean_diff", "probe"):
