@@ -14,6 +14,11 @@ when TRAITSCOPE_JUDGE_BASE_URL is set (or --serve-local: the api judge against a
 OpenAI-compatible server serving SmolLM2, with a throw-away cache).
 
     python bench/judges.py [--skip-local] [--serve-local] [--limit N] [--threads N]
+    python bench/judges.py --heldout [--threads N]   # only the held-out traits (bench/heldout/)
+
+With --heldout: the embedding (scenario-trained; what `default` uses for a trait without a
+lexicon) and rubric judges on bench/heldout/answers.jsonl, traits the judges never saw, written
+after the rubric judge was frozen: `<judge> heldout <trait> auroc`.
 """
 
 from __future__ import annotations
@@ -96,12 +101,16 @@ def main() -> None:
     )
     parser.add_argument("--limit", type=int, default=None, help="at most N answers per label and trait (local/api)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--heldout", action="store_true", help="only the held-out traits in bench/heldout/")
     args = parser.parse_args()
 
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.heldout:
+        bench_heldout()
+        return
     from traitscope.judges.coherence import CoherenceJudge
     from traitscope.judges.embedding import EmbeddingJudge
     from traitscope.judges.lexicon import LexiconJudge
@@ -125,6 +134,25 @@ def main() -> None:
         runners.append(("api-local", lambda: run_api(rows, trait_rows, args.limit, lm)))
     for _, run in runners:
         run()
+
+
+HELDOUT = Path(__file__).resolve().parent / "heldout"
+
+
+def bench_heldout() -> None:
+    from traitscope.judges.embedding import EmbeddingJudge
+    from traitscope.judges.rubric import RubricJudge
+    from traitscope.models import load_model
+
+    rows = [json.loads(line) for line in (HELDOUT / "answers.jsonl").read_text().splitlines() if line.strip()]
+    judges = {"embedding": EmbeddingJudge(), "rubric": RubricJudge(load_model())}
+    for name, judge in judges.items():
+        start = time.perf_counter()
+        for trait_name in sorted({r["trait"] for r in rows}):
+            sub = [r for r in rows if r["trait"] == trait_name]
+            scores = judge.score_trait(load_trait(HELDOUT / trait_name), [(r["question"], r["answer"]) for r in sub])
+            emit(f"{name} heldout {trait_name} auroc", auroc([r["label"] for r in sub], scores))
+        emit(f"{name} heldout seconds", time.perf_counter() - start)
 
 
 def run_api(rows: list[dict], trait_rows: list[dict], limit: int | None, lm: object | None) -> None:

@@ -275,7 +275,7 @@ def test_local_judge_scores_and_reports_mass(lm):
 # -- registry ---------------------------------------------------------------------------------
 def test_registry_names_and_errors(monkeypatch, lm):
     with pytest.raises(
-        TraitscopeError, match="unknown judge 'gpt'; use one of: default, api, local, embedding, lexicon"
+        TraitscopeError, match="unknown judge 'gpt'; use one of: default, api, local, embedding, rubric, lexicon"
     ):
         get_judge("gpt")
     for var in ("TRAITSCOPE_JUDGE_BASE_URL", "TRAITSCOPE_JUDGE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
@@ -284,11 +284,56 @@ def test_registry_names_and_errors(monkeypatch, lm):
         get_judge("api")
     with pytest.raises(TraitscopeError, match="run directory not found"):
         get_judge("embedding", run_dir=Path("/nonexistent/run"))
-    assert set(JUDGE_NAMES) == {"default", "api", "local", "embedding", "lexicon"}
+    assert set(JUDGE_NAMES) == {"default", "api", "local", "embedding", "rubric", "lexicon"}
     syc = get_judge("default", load_trait("sycophancy"), lm=lm)
-    assert "embedding" in syc.name
+    assert "rubric" in syc.name
     opt = get_judge("default", load_trait("optimism"), lm=lm)
     assert "lexicon" in opt.name
     pair = [("Is the future bright?", "Yes, the future looks wonderful and full of hope.")]
     assert opt.score_trait(load_trait("optimism"), pair)[0].value > 70
     assert opt.score_coherence(pair)[0].value >= 80
+
+
+def test_coherence_not_fooled_by_oversteered_repetition(lm):
+    """Real over-steered outputs (SmolLM2 and gemma-3 at ratios 0.8-3.0, labelled.jsonl rows whose
+    source starts with 'oversteered'): fluent loops, one word repeated between punctuation and
+    restarted sentences all score below 50, while the ordinary answers stay at 75 or above."""
+    rows = labelled()
+    over = [r for r in rows if r.get("source", "").startswith("oversteered")]
+    assert len(over) >= 30 and {r["source"].split()[1] for r in over} == {"smollm2-135m-instruct", "gemma3-270m"}
+    scores = CoherenceJudge(lm).score_coherence([(r["question"], r["answer"]) for r in over])
+    high = [(round(s.value), r["answer"][:60]) for r, s in zip(over, scores, strict=True) if s.value >= 50]
+    assert high == []
+    kinds = (
+        "Imagine a world where you can create a new way",  # a fluent phrase looping
+        "You You Together Together",  # one word repeated
+        "A New Way, We Create A Collective. We Create",  # a sentence restarted again and again
+    )
+    for prefix in kinds:  # each caught by the loops signal itself
+        i = next(k for k, r in enumerate(over) if r["answer"].startswith(prefix))
+        loops = float(scores[i].reason.rsplit("loops ", 1)[1])
+        assert scores[i].value < 50 and loops < 0.35, (prefix, scores[i])
+    ordinary = [r for r in rows if r["coherence_label"] == 1]
+    assert (
+        min(s.value for s in CoherenceJudge(lm).score_coherence([(r["question"], r["answer"]) for r in ordinary])) >= 75
+    )
+
+
+def test_rubric_judge_reads_anchors_and_ranks_new_traits(lm):
+    """Traits the judges never saw, defined only by their folders (bench/heldout, written after the
+    rubric judge was frozen): it ranks the labelled answers from the definition and prompts alone
+    (measured AUROC: empathy 0.86, urgency 0.93; the scenario-trained embedding judge: 0.32, 0.88)."""
+    from traitscope.judges.rubric import RubricJudge, anchors
+
+    heldout = Path(__file__).resolve().parents[1] / "bench" / "heldout"
+    rows = [json.loads(line) for line in (heldout / "answers.jsonl").read_text().splitlines() if line.strip()]
+    judge = RubricJudge(lm)
+    for name in ("empathy", "urgency"):
+        trait = load_trait(heldout / name)
+        high, low = anchors(trait)
+        assert high.startswith(("very empathetic", "very urgent")) and low.startswith(("cold", "relaxed"))
+        sub = [r for r in rows if r["trait"] == name]
+        scores = judge.score_trait(trait, [(r["question"], r["answer"]) for r in sub])
+        assert _auroc(sub, scores) >= 0.8, name
+    assert judge.score_trait(trait, [("q", " ")]) == [Score(None, "empty answer")]
+    assert "rubric anchors" in scores[0].reason

@@ -65,7 +65,11 @@ def test_lexicon_json_and_atomic_out(tmp_path):
         ([GOOD[0], "{not json"], (), "in.jsonl:2: invalid JSON"),
         ([json.dumps({"question": "q"})], (), "in.jsonl:1: missing field 'answer'"),
         ([json.dumps({"question": "q", "answer": 3})], (), "in.jsonl:1: field 'answer' must be a string, got int"),
-        ([GOOD[0]], ("--judge", "gpt4"), "unknown judge 'gpt4'; use one of: default, api, local, embedding, lexicon"),
+        (
+            [GOOD[0]],
+            ("--judge", "gpt4"),
+            "unknown judge 'gpt4'; use one of: default, api, local, embedding, rubric, lexicon",
+        ),
         ([GOOD[0]], ("--judge", "embedding", "--run", "/nonexistent/run"), "/nonexistent/run: run directory not found"),
     ],
 )

@@ -60,7 +60,9 @@ def judge(
     run: Path | None = typer.Option(
         None, "--run", help="Run directory whose rollouts.jsonl trains the embedding judge."
     ),
-    judge_name: str = typer.Option("default", "--judge", "-j", help="default, api, local, embedding or lexicon."),
+    judge_name: str = typer.Option(
+        "default", "--judge", "-j", help="default, api, local, embedding, rubric or lexicon."
+    ),
     model: str = typer.Option(
         DEFAULT_MODEL, "--model", "-m", help="Unsteered model for coherence (default) or the judging model (local)."
     ),

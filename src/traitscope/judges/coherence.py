@@ -229,19 +229,22 @@ def gibberish_share(answer: str, tokenizer: Any) -> float:
 
 
 # -- perplexity -------------------------------------------------------------------------------
-def answer_nll(lm: LoadedModel, pairs: Sequence[Pair], batch_size: int = 8) -> list[float]:
-    return [nll for nll, _ in answer_nll_counts(lm, pairs, batch_size)]
+def answer_nll(lm: LoadedModel, pairs: Sequence[Pair], batch_size: int = 8, system: str | None = None) -> list[float]:
+    return [nll for nll, _ in answer_nll_counts(lm, pairs, batch_size, system)]
 
 
-def answer_nll_counts(lm: LoadedModel, pairs: Sequence[Pair], batch_size: int = 8) -> list[tuple[float, int]]:
-    """Mean NLL of each answer's tokens given its question (chat template applied), batched.
+def answer_nll_counts(
+    lm: LoadedModel, pairs: Sequence[Pair], batch_size: int = 8, system: str | None = None
+) -> list[tuple[float, int]]:
+    """Mean NLL of each answer's tokens given its question (chat template applied, with
+    ``system`` as the system prompt when given), batched.
 
     Rows are left-padded so every answer ends at the last position, and the LM head (49k-way for
     SmolLM2, the bulk of the cost) runs only over the answer tail via ``logits_to_keep``."""
     rows: list[tuple[list[int], int]] = []
     for question, answer in pairs:
         reply = lm.response_ids(answer)[:MAX_ANSWER_TOKENS]
-        rows.append((lm.prompt_ids(question) + reply, len(reply)))
+        rows.append((lm.prompt_ids(question, system) + reply, len(reply)))
     keep_arg = "logits_to_keep" in inspect.signature(lm.model.forward).parameters
     result: list[tuple[float, int]] = []
     for start in range(0, len(rows), batch_size):

@@ -14,36 +14,40 @@ if TYPE_CHECKING:  # torch is imported only when a model is actually used
     from traitscope.models.loader import LoadedModel
 
 JUDGE_NAMES: dict[str, str] = {
-    "default": "offline: lexicon for traits that have one, else embedding classifier; coherence from perplexity, "
+    "default": "offline: lexicon for traits that have one, else the rubric judge; coherence from perplexity, "
     "repetition, relevance and gibberish checks (loads the model)",
     "api": "logprob-weighted rubric judge over an OpenAI-compatible API (TRAITSCOPE_JUDGE_BASE_URL / _MODEL / _API_KEY)",
     "local": "the same rubric prompts through a local instruct model's number distribution (loads the model)",
     "embedding": "MiniLM embeddings + logistic regression trained on the run's rollouts or the trait's scenarios",
+    "rubric": "zero-shot from the trait's rubric anchors (SmolLM2 likelihood ratio, MiniLM similarity) averaged "
+    "with the embedding classifier (loads the model)",
     "lexicon": "word lists: VADER for optimism, decline phrases for refusal, hedges for uncertainty, style for formality",
 }
 
 
 def needs_model(name: str) -> bool:
     """Whether the judge reads a LoadedModel (so a CLI loads one only when needed)."""
-    return name in ("default", "local")
+    return name in ("default", "local", "rubric")
 
 
 class OfflineTraitJudge:
-    """Per trait: the lexicon when one exists for it, else the embedding classifier."""
+    """Per trait: the lexicon when one exists for it, else the rubric judge (zero-shot from the
+    trait's rubric, averaged with the embedding classifier; it generalises to traits it never saw:
+    bench/heldout, bench/RESULTS.md)."""
 
     name = "offline"
 
-    def __init__(self, run_dir: Path | None = None) -> None:
-        from traitscope.judges.embedding import EmbeddingJudge
+    def __init__(self, run_dir: Path | None = None, lm: LoadedModel | None = None) -> None:
         from traitscope.judges.lexicon import LexiconJudge
+        from traitscope.judges.rubric import RubricJudge
 
         self.lexicon = LexiconJudge()
-        self.embedding = EmbeddingJudge(run_dir)
+        self.rubric = RubricJudge(_model(lm), run_dir)
 
     def pick(self, trait: Trait) -> Judge:
         from traitscope.judges.lexicon import has_lexicon
 
-        return self.lexicon if has_lexicon(trait) else self.embedding
+        return self.lexicon if has_lexicon(trait) else self.rubric
 
     def score_trait(self, trait: Trait, pairs: Sequence[Pair]) -> list[Score]:
         return self.pick(trait).score_trait(trait, pairs)
@@ -83,6 +87,10 @@ def get_judge(
 
         return EmbeddingJudge(run_dir)
     model = _model(lm)
+    if name == "rubric":
+        from traitscope.judges.rubric import RubricJudge
+
+        return RubricJudge(model, run_dir)
     if name == "local":
         from traitscope.judges.local import LocalJudge
 
@@ -93,6 +101,6 @@ def get_judge(
         return LocalJudge(model)
     from traitscope.judges.coherence import CoherenceJudge
 
-    trait_judge = OfflineTraitJudge(run_dir)
+    trait_judge = OfflineTraitJudge(run_dir, model)
     label = trait_judge.pick(trait).name if trait is not None else trait_judge.name
     return CombinedJudge(trait_judge, CoherenceJudge(model), name=f"default ({label} + coherence)")

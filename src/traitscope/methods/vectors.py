@@ -128,6 +128,52 @@ def ica(
     return Fit(orient(unit(torch.stack(vecs)), X, y), extras)
 
 
+PROBE_CS = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def probe_cv(X: torch.Tensor, y: torch.Tensor, seed: int = 0, pairs: Sequence[str | None] | None = None) -> Fit:
+    """The probe with its regularisation chosen per layer by inner cross-validation (3 folds,
+    grouped by minimal pair when ``pairs`` is given, so a pair's halves never straddle a split)."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+    X, y = check_xy(X, y)
+    Xn, yn = unit(X).double().numpy(), y.numpy()
+    groups = [p if p is not None else f"row{i}" for i, p in enumerate(pairs)] if pairs is not None else None
+    n_splits = max(2, min(3, int(min((yn == 0).sum(), (yn == 1).sum()))))
+    splitter = (
+        GroupKFold(n_splits)
+        if groups is not None and len(set(groups)) >= n_splits
+        else StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+    )
+    folds = list(splitter.split(Xn[:, 0], yn, groups))
+    vectors, extras = [], []
+    for layer in range(X.shape[1]):
+        clf = LogisticRegressionCV(Cs=list(PROBE_CS), cv=folds, max_iter=2000, random_state=seed)
+        clf.fit(Xn[:, layer], yn)
+        vectors.append(torch.from_numpy(clf.coef_[0]).float())
+        extras.append({"C": float(clf.C_[0]), "bias": float(clf.intercept_[0])})
+    return Fit(unit(torch.stack(vectors)), extras)
+
+
+def lda(X: torch.Tensor, y: torch.Tensor, seed: int = 0, pairs: Sequence[str | None] | None = None) -> Fit:
+    """Shrinkage LDA: the mean difference whitened by the Ledoit-Wolf within-class covariance,
+    ``w = S^-1 (mu1 - mu0)`` (a mean difference that discounts directions of high shared variance)."""
+    from sklearn.covariance import LedoitWolf
+
+    X, y = check_xy(X, y)
+    vectors, extras = [], []
+    for layer in range(X.shape[1]):
+        A = X[:, layer].double()
+        mu1, mu0 = A[y == 1].mean(0), A[y == 0].mean(0)
+        centred = torch.cat([A[y == 1] - mu1, A[y == 0] - mu0]).numpy()
+        lw = LedoitWolf().fit(centred)
+        w = torch.linalg.solve(torch.from_numpy(lw.covariance_), mu1 - mu0)
+        vectors.append(w.float())
+        extras.append({"shrinkage": float(lw.shrinkage_)})
+    return Fit(unit(torch.stack(vectors)), extras)
+
+
 METHODS = {
     "mean_diff": mean_diff,
     "probe": probe,
@@ -135,5 +181,7 @@ METHODS = {
     "random": random,
     "pca_diff": pca_diff,
     "ica": ica,
+    "probe_cv": probe_cv,
+    "lda": lda,
 }
 DEFAULT_METHODS = ("mean_diff", "probe", "gradient", "random")

@@ -139,7 +139,9 @@ def _ab_questions(raw: Any, where: str) -> tuple[ABQuestion, ...]:
         values = [item.get(k) if isinstance(item, dict) else None for k in AB_KEYS]
         if not all(isinstance(v, str) and v.strip() for v in values):
             missing = [k for k, v in zip(AB_KEYS, values, strict=True) if not (isinstance(v, str) and v.strip())]
-            raise TraitscopeError(f"{where}[{i}]: needs non-empty strings {', '.join(AB_KEYS)} (bad: {', '.join(missing)})")
+            raise TraitscopeError(
+                f"{where}[{i}]: needs non-empty strings {', '.join(AB_KEYS)} (bad: {', '.join(missing)})"
+            )
         if values[1].strip() == values[2].strip():
             raise TraitscopeError(f"{where}[{i}]: trait_answer and opposite_answer are the same text")
         out.append(ABQuestion(*(str(v).strip() for v in values)))
