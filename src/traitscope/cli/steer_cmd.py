@@ -9,7 +9,6 @@ from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
 from traitscope.cli.common import DEVICE_MAP_OPT, MAX_MEMORY_OPT, POSITION_OPT, RUN_OPT, floats, load, run_dir
-from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
 
 
@@ -96,138 +95,67 @@ def steer_eval(
 
     Appends to <run>/steering/results.jsonl; a re-run skips configurations already there. With
     --eval ab each configuration gets an A/B score from one forward pass per question instead."""
-    from traitscope.activations import parse_layers
     from traitscope.progress import rich_reporter
-    from traitscope.steering.evaluate import best_config, evaluate_configs, grid, search_ratios
-    from traitscope.store.runs import load_run_vectors
+    from traitscope.steering.session import SteerEvalPlan
+    from traitscope.steering.session import steer_eval as run_steer_eval
     from traitscope.traits import load_trait
 
     t = load_trait(trait)
     rd = run_dir(run, model, t.name)
-    ratio_list = floats(ratios, "ratios")
-    from traitscope.steering.spec import MODES, check_ratio
-
-    for r in ratio_list:
-        check_ratio(r)
-    if mode not in MODES:
-        raise TraitscopeError(f"--mode {mode!r} is not valid; use one of: {', '.join(MODES)}")
-    if eval_kind not in ("judge", "ab", "both"):
-        raise TraitscopeError(f"--eval {eval_kind!r} is not valid; use one of: judge, ab, both")
-    from traitscope.steering.ab import AB_FORMATS, ab_questions, attach_ab, evaluate_ab
-
-    if ab_format not in AB_FORMATS:
-        raise TraitscopeError(f"--ab-format {ab_format!r} is not valid; use one of: {', '.join(AB_FORMATS)}")
-    if eval_kind != "judge" and search:
-        raise TraitscopeError("--search needs a judge; use --eval judge, or a grid (--layers/--ratios) with --eval ab")
-    load_run_vectors(rd, site, method, position)  # fail before loading the model
-    ab_items, ab_source = ab_questions(t, rd.root) if eval_kind != "judge" else ([], "")
-    if ab_source and not json_out:
-        console.print(f"A/B questions: {ab_source}")
+    plan = SteerEvalPlan(
+        method=method, site=site, position=position, layers=layers, ratios=tuple(floats(ratios, "ratios")),
+        mode=mode, search=search, floor=floor, judge=judge, questions=questions, max_new_tokens=max_new_tokens,
+        batch_size=batch_size, eval_kind=eval_kind, ab_format=ab_format,
+    )  # fmt: skip
+    plan.check(rd, t)  # before the model loads
     with console.status(f"loading {model}"):
         lm = load(model, device_map, max_memory)
-    chosen = parse_layers(layers, lm.n_layers)
-    ab_rows = []
-    if eval_kind != "judge":
-        with rich_reporter() as rep:
-            ab_rows = evaluate_ab(
-                lm,
-                t,
-                rd,
-                grid(method, site, chosen, ratio_list, mode, position),
-                ab_items,
-                ab_source,
-                ab_format,
-                batch_size,
-                reporter=rep,
-            )
-    from traitscope.judges.registry import get_judge
-
-    j = get_judge(judge, trait=t, run_dir=rd.root, lm=lm) if eval_kind != "ab" else None
-    qs = t.steering_questions[:questions] if questions else t.steering_questions
-    kw = dict(questions=qs, max_new_tokens=max_new_tokens, batch_size=batch_size)
     with rich_reporter() as rep:
-        if eval_kind == "ab":
-            rows = ab_rows
-        elif search:
-            rows = search_ratios(
-                lm,
-                t,
-                rd,
-                method,
-                site,
-                chosen,
-                j,
-                start=ratio_list[0],
-                floor=floor,
-                reporter=rep,
-                position=position,
-                **kw,
-            )
-        else:
-            configs = grid(method, site, chosen, ratio_list, mode, position)
-            rows = evaluate_configs(lm, t, rd, configs, j, reporter=rep, **kw)
-    rows = attach_ab(rows, ab_rows)
-    best = best_config(rows, floor)
-    judge_name = "ab (judge-free)" if j is None else getattr(j, "name", judge)
-    summary = [
-        {
-            "config": r["config"]["label"],
-            "layers": r["config"]["layers"],
-            "ratio": r["config"]["ratio"],
-            "mode": r["config"]["mode"],
-            "coefs": r["config"]["coefs"],
-            "trait_mean": r["trait_mean"],
-            "coherence_mean": r["coherence_mean"],
-            "delta": r["delta"],
-            "ab_score": r.get("ab_score"),
-            "ab_delta": r.get("ab_delta"),
-            "n": r["n"],
-        }
-        for r in rows
-    ]
+        res = run_steer_eval(lm, t, rd, plan, rep)
     if json_out:
-        emit_json(
-            {
-                "trait": t.name,
-                "judge": judge_name,
-                "ab_source": ab_source or None,
-                "floor": floor,
-                "configs": summary,
-                "best": None if best is None else best["config"]["label"],
-                "best_config": None
-                if best is None
-                else {k: best[k] for k in ("trait_mean", "coherence_mean", "delta")}
-                | {
-                    "label": best["config"]["label"],
-                    "layers": best["config"]["layers"],
-                    "ratio": best["config"]["ratio"],
-                },
-            }
-        )
+        emit_json(_eval_json(t.name, res, floor))
         return
-    what = f"{len(ab_items)} A/B questions" if j is None else f"{len(qs)} questions"
-    table = Table(title=f"{t.name} steering on {lm.name} (judge: {judge_name}, {what})")
+    _print_eval(t.name, lm.name, res, floor, rd)
+
+
+def _eval_json(trait: str, res, floor: float) -> dict:
+    best = res.best
+    best_config = None
+    if best is not None:
+        best_config = {k: best[k] for k in ("trait_mean", "coherence_mean", "delta")} | {
+            "label": best["config"]["label"], "layers": best["config"]["layers"], "ratio": best["config"]["ratio"],
+        }  # fmt: skip
+    return {
+        "trait": trait,
+        "judge": res.judge,
+        "ab_source": res.ab_source or None,
+        "floor": floor,
+        "configs": res.summary,
+        "best": None if best is None else best["config"]["label"],
+        "best_config": best_config,
+    }
+
+
+def _print_eval(trait: str, model: str, res, floor: float, rd) -> None:
+    if res.ab_source:
+        console.print(f"A/B questions: {res.ab_source}")
+    what = f"{res.n_questions} A/B questions" if res.judge.startswith("ab") else f"{res.n_questions} questions"
+    table = Table(title=f"{trait} steering on {model} (judge: {res.judge}, {what})")
     for col in ("configuration", "trait", "coherence", "delta", "A/B", "A/B delta", "n"):
         table.add_column(col, justify="left" if col == "configuration" else "right")
-    fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
-    for r in summary:
-        style = "bold green" if best is not None and r["config"] == best["config"]["label"] else None
+
+    def fmt(v: float | None, spec: str = ".1f") -> str:
+        return "—" if v is None else format(v, spec)
+
+    best_label = None if res.best is None else res.best["config"]["label"]
+    for r in res.summary:
         table.add_row(
-            r["config"],
-            fmt(r["trait_mean"]),
-            fmt(r["coherence_mean"]),
-            "—" if r["delta"] is None else f"{r['delta']:+.1f}",
-            "—" if r["ab_score"] is None else f"{r['ab_score']:.3f}",
-            "—" if r["ab_delta"] is None else f"{r['ab_delta']:+.3f}",
-            str(r["n"]),
-            style=style,
-        )
+            r["config"], fmt(r["trait_mean"]), fmt(r["coherence_mean"]), fmt(r["delta"], "+.1f"),
+            fmt(r["ab_score"], ".3f"), fmt(r["ab_delta"], "+.3f"), str(r["n"]),
+            style="bold green" if r["config"] == best_label else None,
+        )  # fmt: skip
     console.print(table)
-    console.print(
-        f"best with coherence ≥ {floor:g}: "
-        + (best["config"]["label"] if best else "none")
-        + f"\nresults: {rd.steering_results}"
-    )
+    console.print(f"best with coherence ≥ {floor:g}: {best_label or 'none'}\nresults: {rd.steering_results}")
 
 
 @app.command("export-cv")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +48,6 @@ class SteerConfig:
         layers = f"L{self.layers[0]}" if len(self.layers) == 1 else f"L[{self.layers[0]}-{self.layers[-1]}] {self.mode}"
         strength = f"ratio {self.ratio:g}" if self.ratio is not None else f"coef {self.coef:g}"
         return f"{self.site}/{self.method} {layers} {strength}"
-
-
-@dataclass
-class SteerEvalResult:
-    rows: list[dict[str, Any]]
-    baseline: dict[str, Any]
-    best: dict[str, Any] | None
-    new: int = 0
-    floor: float = 75.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def grid(
