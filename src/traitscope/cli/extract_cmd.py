@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from traitscope.cli.app import app, console, emit_json
+from traitscope.cli.app import ADAPTER_OPT, app, console, emit_json
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL, model_slug
 
@@ -19,8 +19,11 @@ def split_list(value: str, what: str) -> tuple[str, ...]:
     return items
 
 
-def default_run(model: str, trait: str, run_root: Path = Path("runs")) -> Path:
-    return run_root / model_slug(model) / Path(trait).name
+def default_run(model: str, trait: str, run_root: Path = Path("runs"), adapter: Path | None = None) -> Path:
+    """``<root>/<model>/<trait>``; with an adapter ``<root>/<model>+<adapter folder>/<trait>``, so a
+    finetuned model's runs never overwrite the base model's."""
+    slug = model_slug(model) + (f"+{Path(adapter).name}" if adapter else "")
+    return run_root / slug / Path(trait).name
 
 
 @app.command()
@@ -59,6 +62,7 @@ def traits(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
 
 @app.command()
 def extract(
+    adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or a trait folder (traitscope or trait-interp layout)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, local directory or HF id."),
     layers: str = typer.Option("all", help="Layer spec: all, 8, 6-10, 30%-60%, or a comma list."),
@@ -109,9 +113,9 @@ def extract(
     config.validate()
     if stratify_tag and stratify_tag not in t.tag_names():
         raise TraitscopeError(f"--stratify-tag {stratify_tag!r}: trait {t.name} has tags {t.tag_names()}")
-    run_dir = out or default_run(model, t.name)
+    run_dir = out or default_run(model, t.name, adapter=adapter)
     with console.status(f"loading {model}"):
-        lm = load_model(model)
+        lm = load_model(model, adapter=adapter)
     vetter = None
     if vet:
         from traitscope.judges.registry import get_judge

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from traitscope.cli.app import app, console, emit_json
+from traitscope.cli.app import ADAPTER_OPT, app, console, emit_json
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
 from traitscope.store import atomic_write_text
@@ -69,6 +69,7 @@ def _cut(text: str, n: int = 60) -> str:
 
 @app.command()
 def judge(
+    adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or trait folder."),
     input_path: Path = typer.Option(..., "--input", "-i", help="JSONL file, one {\"question\", \"answer\"} per line."),
     run: Path | None = typer.Option(None, "--run", help="Run directory whose rollouts.jsonl trains the embedding judge."),
@@ -92,7 +93,7 @@ def judge(
         from traitscope.models import load_model
 
         with console.status(f"loading {model}"):
-            lm = load_model(model)
+            lm = load_model(model, adapter=adapter)
     scorer = get_judge(judge_name, trait_obj, run, lm)
     pairs = [(r["question"], r["answer"]) for r in rows]
     with console.status(f"judging {len(pairs)} answer(s) with {scorer.name}"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from traitscope.cli.app import app, console, emit_json
+from traitscope.cli.app import ADAPTER_OPT, app, console, emit_json
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
 
@@ -48,6 +48,7 @@ def default_out(run_root: Path, model_slug: str, traits: tuple[str, ...], set_na
 
 @app.command()
 def monitor(
+    adapter: Path | None = ADAPTER_OPT,
     traits: str = typer.Option(..., "--traits", "-t", help="Comma-separated extracted traits, e.g. optimism,refusal."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, local directory or HF id."),
     run_root: Path = typer.Option(Path("runs"), "--run-root", help="Holds <model-slug>/<trait>/ run directories."),
@@ -89,7 +90,7 @@ def monitor(
         raise TraitscopeError(f"--color-by {color_by!r} is not one of --traits ({', '.join(trait_names)})")
     gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed).validate()
     with console.status(f"loading {model}"):
-        lm = load_model(model)
+        lm = load_model(model, adapter=adapter)
     bank = load_bank(lm, run_root, trait_names, site, method, position, layers)
     with console.status(f"monitoring {len(pset)} prompt(s)"):
         traces = monitor_prompts(lm, list(pset.prompts), bank, gen, pset.name, batch_size=batch_size)

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
-from traitscope.cli.app import app, console
+from traitscope.cli.app import ADAPTER_OPT, app, console
 from traitscope.cli.extract_cmd import default_run, print_best
 from traitscope.models.registry import DEFAULT_MODEL
 
 
 @app.command()
 def run(
+    adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or trait folder."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
     out: Path | None = typer.Option(None, "--out", help="Run directory [default: runs/<model>/<trait>]."),
@@ -44,9 +45,9 @@ def run(
     t = load_trait(trait)
     ratio_list = [check_ratio(r) for r in _floats(ratios, "ratios")]
     pset = load_prompt_set(prompt_set or ("harmful" if t.name == "refusal" else "neutral"))
-    run_dir = out or default_run(model, t.name)
+    run_dir = out or default_run(model, t.name, adapter=adapter)
     with console.status(f"loading {model}"):
-        lm = load_model(model)
+        lm = load_model(model, adapter=adapter)
     layers = parse_layers(steer_layers, lm.n_layers)
     with rich_reporter() as rep:
         result = extract(lm, t, run_dir, ExtractConfig(model=model), reporter=rep)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from traitscope.cli.app import app, console, emit_json
+from traitscope.cli.app import ADAPTER_OPT, app, console, emit_json
 from traitscope.cli.extract_cmd import default_run, split_list
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
@@ -24,6 +24,7 @@ def _floats(value: str, what: str) -> list[float]:
 
 @app.command()
 def steer(
+    adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or trait folder."),
     prompt: str = typer.Option(..., "--prompt", "-p", help="What to ask the model."),
     run: Path | None = RUN_OPT,
@@ -62,7 +63,7 @@ def steer(
         raise TraitscopeError("give --ratio or --coef, not both")
     vset = find_vectors(run or default_run(model, t.name), site, method)
     with console.status(f"loading {model}"):
-        lm = load_model(model)
+        lm = load_model(model, adapter=adapter)
     vset.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(site), lm.name)
     chosen = parse_layers(layers, lm.n_layers)
     strength = None if coef is not None else (0.3 if ratio is None else ratio)
@@ -99,6 +100,7 @@ def steer(
 
 @app.command("steer-eval")
 def steer_eval(
+    adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or trait folder."),
     run: Path | None = RUN_OPT,
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
@@ -139,7 +141,7 @@ def steer_eval(
         raise TraitscopeError(f"--mode {mode!r} is not valid; use one of: {', '.join(MODES)}")
     find_vectors(run_dir, site, method)  # fail before loading the model
     with console.status(f"loading {model}"):
-        lm = load_model(model)
+        lm = load_model(model, adapter=adapter)
     chosen = parse_layers(layers, lm.n_layers)
     from traitscope.judges.registry import get_judge
 

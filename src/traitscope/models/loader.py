@@ -197,8 +197,11 @@ def load_model(
     name: str | None = None,
     device: str | None = None,
     dtype: torch.dtype | str | None = None,
+    adapter: str | Path | None = None,
 ) -> LoadedModel:
-    """Load a model by bundled alias, directory or hub id; float32 on CPU, bfloat16 on CUDA."""
+    """Load a model by bundled alias, directory or hub id; float32 on CPU, bfloat16 on CUDA.
+    ``adapter``: a peft LoRA adapter directory (``traitscope finetune``), merged into the weights,
+    so every hook site and command sees an ordinary model; ``lm.extra["adapter"]`` records it."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     name = name or DEFAULT_MODEL
@@ -224,11 +227,34 @@ def load_model(
         site_table(config.model_type)  # fail before the weights load on an unsupported family
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        if adapter is not None:
+            model = merge_adapter(model, adapter)
     model.to(device)
     instruct = bundled.instruct if bundled else None
     lm = wrap_model(model, tokenizer, name, instruct)
     lm.load_seconds, lm.source = time.perf_counter() - start, source
+    if adapter is not None:
+        lm.extra["adapter"] = str(Path(adapter).expanduser())
     return lm
+
+
+def merge_adapter(model: nn.Module, adapter: str | Path) -> nn.Module:
+    """Fold a peft LoRA adapter directory into the base weights (the LoRA modules disappear)."""
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise TraitscopeError(
+            f"--adapter {adapter}: no adapter_config.json there; give a `traitscope finetune --out` folder"
+        )
+    from peft import PeftModel
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise TraitscopeError(
+            f"--adapter {adapter}: cannot apply to this model ({str(exc).splitlines()[0][:160]})"
+        ) from None
 
 
 def wrap_model(model: nn.Module, tokenizer: Any, name: str = "custom", instruct: bool | None = None) -> LoadedModel:
