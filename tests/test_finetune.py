@@ -214,3 +214,135 @@ def test_cli_bad_data_is_one_line_and_exit_2(tmp_path):
         )
         lines = [x for x in proc.stderr.splitlines() if x.strip()]
         assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], (args, proc.stderr)
+
+
+# ---------------------------------------------------------------- shift, screen, diff (real small vectors)
+
+SMALL = dict(layers="4,14", sites=("residual",), max_new_tokens=6, limit=6, folds=3, batch_size=4, n_random=50)
+
+
+@pytest.fixture(scope="module")
+def vec_root(lm, tmp_path_factory):
+    from traitscope.extraction import ExtractConfig, extract
+    from traitscope.traits import load_trait
+
+    root = tmp_path_factory.mktemp("runs")
+    extract(lm, load_trait("optimism"), root / lm.slug / "optimism", ExtractConfig(**SMALL))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tuned(adapter):
+    from traitscope.models import load_model
+
+    return load_model("smollm2-135m-instruct", adapter=adapter[0])
+
+
+def test_steer_train_spec_from_an_extracted_run(lm, vec_root):
+    from traitscope.finetune.vectors import steer_train_spec
+    from traitscope.monitor.vectors import best_layer
+    from traitscope.steering.evaluate import find_vectors
+
+    st = steer_train_spec(lm, vec_root, "optimism:-0.5")
+    (term,) = st.spec.terms
+    run = vec_root / lm.slug / "optimism"
+    layer = best_layer(run, "residual", "probe")
+    norm = find_vectors(run, "residual", "probe").act_norm(layer)
+    assert term.layer == layer and term.coef == pytest.approx(-0.5 * norm, rel=1e-4)
+    assert st.describe["trait"] == "optimism" and st.describe["ratio"] == -0.5
+    with pytest.raises(TraitscopeError, match="no run for trait 'calm'"):
+        steer_train_spec(lm, vec_root, "calm:0.5")
+
+
+def test_shift_is_zero_against_itself_and_nonzero_after_finetuning(lm, tuned, vec_root):
+    from traitscope.finetune.shift import finetuning_shift
+    from traitscope.judges import get_judge
+
+    prompts = ["My startup just lost its biggest client. What happens next?", "Is it worth learning a language at 60?"]
+    same = finetuning_shift(lm, lm, vec_root, ["optimism"], prompts, max_new_tokens=8)["shift"]["optimism"]
+    assert same["prompt_last"] == 0 and same["response"] == 0 and set(same["layers"]) == {"4", "14"}
+    res = finetuning_shift(lm, tuned, vec_root, ["optimism"], prompts, get_judge("lexicon"), max_new_tokens=8)
+    s = res["shift"]["optimism"]
+    assert s["prompt_last"] != 0 and s["response"] != 0 and s["random_p95_prompt_last"] > 0
+    assert res["judged"]["optimism"]["base"] is not None and len(res["answers"]) == 2
+    assert res["adapter"] == tuned.extra["adapter"]
+
+
+def test_screen_ranks_a_gloomy_sample_below_a_cheerful_one(lm, vec_root):
+    from traitscope.finetune.screen import screen
+
+    q = "My small bookshop has fewer customers every year. What will happen to it?"
+    convs = [
+        conv(
+            ("user", q),
+            ("assistant", "It is doomed. It will fail, close and leave you with nothing but debt and regret."),
+        ),
+        conv(
+            ("user", q),
+            ("assistant", "It can thrive! Events, a cosy café corner and loyal readers will bring a bright future."),
+        ),
+    ]
+    r = screen(lm, convs, vec_root, ["optimism"], max_new_tokens=12)["traits"]["optimism"]
+    by_text = {row["response"][:5]: row for row in r["ranked"]}
+    assert by_text["It ca"]["difference"] > by_text["It is"]["difference"]
+    assert r["ranked"][0]["response"].startswith("It can")  # most optimism-inducing first
+    assert r["mean_difference"] == pytest.approx(sum(x["difference"] for x in r["ranked"]) / 2, abs=1e-3)
+
+
+def test_diff_reads_the_same_tokens_with_both_models(lm, tuned, vec_root, tmp_path):
+    from traitscope.finetune.diff import diff_trace
+    from traitscope.monitor import GenerationConfig, load_bank
+    from traitscope.prompts import Prompt
+    from traitscope.report.diff_plots import plot_diff
+
+    bank = load_bank(lm, vec_root, ["optimism"], layers="4,14")
+    p = Prompt("garden", PROBE, None, None, None)
+    same = diff_trace(lm, lm, bank, p, GenerationConfig(max_new_tokens=8))
+    assert all(abs(x) < 1e-2 for by in same["delta"].values() for v in by.values() for x in v)
+    d = diff_trace(lm, tuned, bank, p, GenerationConfig(max_new_tokens=8))
+    assert d["base"]["token_ids"] == d["finetuned"]["token_ids"] and d["base"]["mode"] == "teacher_forced"
+    ft, base = d["finetuned"]["projections"]["optimism"]["14"], d["base"]["projections"]["optimism"]["14"]
+    assert d["delta"]["optimism"]["14"] == pytest.approx([f - b for f, b in zip(ft, base, strict=True)], abs=1e-4)
+    assert any(abs(x) > 1e-2 for x in d["delta"]["optimism"]["14"][d["boundary"] :])
+    assert plot_diff(d, tmp_path / "g.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_diff_command_writes_beside_the_monitor_and_the_dashboard_serves_it(lm, tuned, vec_root, adapter, monkeypatch):
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    import traitscope.models
+    from traitscope.cli import commands  # noqa: F401
+    from traitscope.cli.app import app
+    from traitscope.web.app import create_app
+
+    monkeypatch.setattr(traitscope.models, "load_model", lambda name, adapter=None, **kw: tuned if adapter else lm)
+    res = CliRunner().invoke(
+        app,
+        [
+            "diff",
+            "-t",
+            "optimism",
+            "-p",
+            PROBE,
+            "--adapter",
+            str(adapter[0]),
+            "--run-root",
+            str(vec_root),
+            "--max-new-tokens",
+            "6",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    path = Path(out["file"])
+    assert path.parent == vec_root / lm.slug / "optimism" / "monitor" / "adhoc" and path.name.endswith(".diff.json")
+    assert Path(out["plot"]).is_file()
+    client = TestClient(create_app(vec_root), base_url="http://127.0.0.1")
+    traces = client.get("/api/runs").json()["models"][0]["traces"]
+    kinds = {t["path"]: t["kind"] for t in traces}
+    rel = str(path.relative_to(vec_root))
+    assert kinds[rel] == "diff"
+    served = client.get(f"/api/trace/{rel}").json()
+    assert served["problems"] == [] and served["diff"]["delta"] and served["diff"]["base"]["mode"] == "teacher_forced"
