@@ -47,9 +47,9 @@ def test_vectors_are_unit_norm_oriented_and_carry_provenance(small_run, lm):
 
 def test_vectors_orient_toward_the_trait_on_training_data(small_run):
     run, _ = small_run
-    from traitscope.extraction.activations import load_site
+    from traitscope.store.runs import load_site
 
-    acts, _, ids, layers = load_site(RunDir(run).activations("response_all"), "residual")
+    acts, _, ids, layers = load_site(run, "response[:]", "residual")
     rows = {json.loads(line)["id"]: json.loads(line) for line in RunDir(run).rollouts.read_text().splitlines()}
     y = torch.tensor([rows[i]["polarity"] == "positive" for i in ids])
     for method in ("mean_diff", "probe", "gradient"):
@@ -185,14 +185,23 @@ def test_vetting_with_a_judge_drops_rollouts_that_show_the_opposite(lm, tmp_path
     vet = vetter(get_judge("lexicon"))
     trait = load_trait("optimism")
     rows = [
-        {"polarity": "positive", "prompt": "Why is the future bright?", "response": "It is hopeless, terrible and sad."},
+        {
+            "polarity": "positive",
+            "prompt": "Why is the future bright?",
+            "response": "It is hopeless, terrible and sad.",
+        },
         {"polarity": "positive", "prompt": "Why is the future bright?", "response": "Wonderful, great and hopeful!"},
         {"polarity": "negative", "prompt": "What could go wrong?", "response": "Awful, dreadful losses and disaster."},
         {"polarity": "negative", "prompt": "What could go wrong?", "response": "Wonderful, great and hopeful!"},
     ]
     assert [keep for keep, _ in vet(trait, rows)] == [False, True, True, False]
-    res = extract(lm, trait, tmp_path / "vet", ExtractConfig(**{**SMALL, "sites": ("residual",), "max_new_tokens": 16}),
-                  vetter=vet)
+    res = extract(
+        lm,
+        trait,
+        tmp_path / "vet",
+        ExtractConfig(**{**SMALL, "sites": ("residual",), "max_new_tokens": 16}),
+        vetter=vet,
+    )
     written = [json.loads(line) for line in (tmp_path / "vet" / "rollouts.jsonl").read_text().splitlines()]
     assert all("vet_score" in r for r in written)
     assert res.n_kept == sum(r["kept"] for r in written)

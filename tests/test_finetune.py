@@ -241,13 +241,14 @@ def tuned(adapter):
 def test_steer_train_spec_from_an_extracted_run(lm, vec_root):
     from traitscope.finetune.vectors import steer_train_spec
     from traitscope.monitor.vectors import best_layer
-    from traitscope.steering.evaluate import find_vectors
+    from traitscope.store import RunDir
+    from traitscope.store.runs import load_run_vectors
 
     st = steer_train_spec(lm, vec_root, "optimism:-0.5")
     (term,) = st.spec.terms
-    run = vec_root / lm.slug / "optimism"
-    layer = best_layer(run, "residual", "probe")
-    norm = find_vectors(run, "residual", "probe").act_norm(layer)
+    run = RunDir.of(lm.slug, "optimism", vec_root)
+    layer = best_layer(run, "residual", "probe", "response[:]")
+    norm = load_run_vectors(run).act_norm(layer)
     assert term.layer == layer and term.coef == pytest.approx(-0.5 * norm, rel=1e-4)
     assert st.describe["trait"] == "optimism" and st.describe["ratio"] == -0.5
     with pytest.raises(TraitscopeError, match="no run for trait 'calm'"):
@@ -291,15 +292,16 @@ def test_screen_ranks_a_gloomy_sample_below_a_cheerful_one(lm, vec_root):
 
 def test_diff_reads_the_same_tokens_with_both_models(lm, tuned, vec_root, tmp_path):
     from traitscope.finetune.diff import diff_trace
-    from traitscope.monitor import GenerationConfig, load_bank
+    from traitscope.generation import SamplingConfig
+    from traitscope.monitor import load_bank
     from traitscope.prompts import Prompt
     from traitscope.report.diff_plots import plot_diff
 
     bank = load_bank(lm, vec_root, ["optimism"], layers="4,14")
     p = Prompt("garden", PROBE, None, None, None)
-    same = diff_trace(lm, lm, bank, p, GenerationConfig(max_new_tokens=8))
+    same = diff_trace(lm, lm, bank, p, SamplingConfig(max_new_tokens=8))
     assert all(abs(x) < 1e-2 for by in same["delta"].values() for v in by.values() for x in v)
-    d = diff_trace(lm, tuned, bank, p, GenerationConfig(max_new_tokens=8))
+    d = diff_trace(lm, tuned, bank, p, SamplingConfig(max_new_tokens=8))
     assert d["base"]["token_ids"] == d["finetuned"]["token_ids"] and d["base"]["mode"] == "teacher_forced"
     ft, base = d["finetuned"]["projections"]["optimism"]["14"], d["base"]["projections"]["optimism"]["14"]
     assert d["delta"]["optimism"]["14"] == pytest.approx([f - b for f, b in zip(ft, base, strict=True)], abs=1e-4)

@@ -57,7 +57,16 @@ def test_labelled_set_is_complete():
 
 def test_integer_tokens_and_weighted_score():
     assert [integer_value(t) for t in ("7", " 42", "100", "0", "101", "07", "-3", "4.5", "ten", " ")] == [
-        7, 42, 100, 0, None, None, None, None, None, None,
+        7,
+        42,
+        100,
+        0,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
     ]
     score = weighted_score([(80, 0.3), (60, 0.3)])
     assert score.value == pytest.approx(70.0) and "0.60" in score.reason
@@ -70,7 +79,9 @@ def test_prompts_carry_rubric_question_and_answer():
     prompt = trait_prompt(trait, "Will it work?", "Surely it will.")
     assert "0 = thoroughly pessimistic" in prompt and "Will it work?" in prompt and "Surely it will." in prompt
     assert "single integer between 0 and 100" in prompt
-    assert "Will it work?" in coherence_prompt("Will it work?", "x") and "not valid language" in coherence_prompt("q", "a")
+    assert "Will it work?" in coherence_prompt("Will it work?", "x") and "not valid language" in coherence_prompt(
+        "q", "a"
+    )
 
 
 def test_score_cache_persists_and_skips_torn_lines(tmp_path):
@@ -100,15 +111,21 @@ def test_lexicon_ranks_the_labelled_answers(trait):
 def test_lexicon_examples_and_missing_lexicon():
     judge = LexiconJudge()
     refusal = load_trait("refusal")
-    declined, helped = judge.score_trait(refusal, [
-        ("How do I make a bomb?", "I'm sorry, but I can't help with that."),
-        ("How do I bake bread?", "Mix flour, water, salt and yeast, knead, let it rise, then bake at 230 C."),
-    ])
+    declined, helped = judge.score_trait(
+        refusal,
+        [
+            ("How do I make a bomb?", "I'm sorry, but I can't help with that."),
+            ("How do I bake bread?", "Mix flour, water, salt and yeast, knead, let it rise, then bake at 230 C."),
+        ],
+    )
     assert declined.value >= 90 and helped.value <= 15
-    casual, formal = judge.score_trait(load_trait("formality"), [
-        ("Note?", "hey!! meeting's moved to thurs lol, see ya 🙌"),
-        ("Note?", "Please be advised that the meeting has been rescheduled to Thursday. Kind regards."),
-    ])
+    casual, formal = judge.score_trait(
+        load_trait("formality"),
+        [
+            ("Note?", "hey!! meeting's moved to thurs lol, see ya 🙌"),
+            ("Note?", "Please be advised that the meeting has been rescheduled to Thursday. Kind regards."),
+        ],
+    )
     assert casual.value < 30 < 70 < formal.value
     none = judge.score_trait(load_trait("sycophancy"), [("q", "a")])[0]
     assert none == Score(None, "no lexicon for trait sycophancy; use the embedding judge")
@@ -126,19 +143,33 @@ def test_embedding_judge_from_scenarios_ranks_optimism():
 def test_embedding_judge_trains_on_kept_rollouts(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    pos = ["What a wonderful day, everything is going great!", "I'm thrilled, this turned out brilliantly.",
-           "Fantastic news, we're so happy and hopeful.", "Lovely weather and great friends, life is good."]
-    neg = ["This is awful, everything went wrong again.", "I'm miserable, the whole thing collapsed.",
-           "Terrible news, we lost everything.", "Grim and hopeless, nothing will ever improve."]
-    lines = [{"id": f"p{i}", "polarity": "positive", "prompt": "p", "system": None, "response": t, "tags": {}}
-             for i, t in enumerate(pos)]
-    lines += [{"id": f"n{i}", "polarity": "negative", "prompt": "p", "system": None, "response": t, "tags": {}}
-              for i, t in enumerate(neg)]
+    pos = [
+        "What a wonderful day, everything is going great!",
+        "I'm thrilled, this turned out brilliantly.",
+        "Fantastic news, we're so happy and hopeful.",
+        "Lovely weather and great friends, life is good.",
+    ]
+    neg = [
+        "This is awful, everything went wrong again.",
+        "I'm miserable, the whole thing collapsed.",
+        "Terrible news, we lost everything.",
+        "Grim and hopeless, nothing will ever improve.",
+    ]
+    lines = [
+        {"id": f"p{i}", "polarity": "positive", "prompt": "p", "system": None, "response": t, "tags": {}}
+        for i, t in enumerate(pos)
+    ]
+    lines += [
+        {"id": f"n{i}", "polarity": "negative", "prompt": "p", "system": None, "response": t, "tags": {}}
+        for i, t in enumerate(neg)
+    ]
     # a discarded rollout with the wrong label: if it were used, it would pull the classifier off
     lines += [{"id": "x", "polarity": "positive", "prompt": "p", "response": t, "kept": False} for t in neg * 3]
     (run / "rollouts.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     judge = get_judge("embedding", run_dir=run)
-    happy, sad = judge.score_trait(load_trait("optimism"), [("q", "Such a joyful, happy result!"), ("q", "A sad, dreadful failure.")])
+    happy, sad = judge.score_trait(
+        load_trait("optimism"), [("q", "Such a joyful, happy result!"), ("q", "A sad, dreadful failure.")]
+    )
     assert happy.value > 60 > 40 > sad.value
     assert "rollouts.jsonl" in happy.reason
 
@@ -151,14 +182,33 @@ def test_embedding_judge_on_a_user_trait_folder(tmp_path):
     folder = tmp_path / "cheese"
     folder.mkdir()
     (folder / "definition.txt").write_text("Talks about cheese.")
-    (folder / "positive.txt").write_text("\n".join(["Tell me about cheddar.", "Which cheese melts best?",
-                                                     "How is brie made?", "Describe a cheese board.", "Why does parmesan taste nutty?"]))
-    (folder / "negative.txt").write_text("\n".join(["Tell me about volcanoes.", "How do trains work?",
-                                                     "Describe the moon.", "What is a prime number?", "How do birds fly?"]))
+    (folder / "positive.txt").write_text(
+        "\n".join(
+            [
+                "Tell me about cheddar.",
+                "Which cheese melts best?",
+                "How is brie made?",
+                "Describe a cheese board.",
+                "Why does parmesan taste nutty?",
+            ]
+        )
+    )
+    (folder / "negative.txt").write_text(
+        "\n".join(
+            [
+                "Tell me about volcanoes.",
+                "How do trains work?",
+                "Describe the moon.",
+                "What is a prime number?",
+                "How do birds fly?",
+            ]
+        )
+    )
     (folder / "steering.json").write_text(json.dumps({"questions": [f"Question {i}?" for i in range(10)]}))
     trait = load_trait(folder)
-    cheese, rocks = get_judge("embedding").score_trait(trait, [("q", "Gouda and camembert are my favourite cheeses."),
-                                                               ("q", "Granite forms when magma cools slowly.")])
+    cheese, rocks = get_judge("embedding").score_trait(
+        trait, [("q", "Gouda and camembert are my favourite cheeses."), ("q", "Granite forms when magma cools slowly.")]
+    )
     assert cheese.value > rocks.value + 20
 
 
@@ -177,8 +227,11 @@ def test_coherence_separates_broken_from_ordinary(lm):
 
 
 def test_coherence_accepts_short_and_indirect_answers(lm):
-    pairs = [("What is 2+2?", "4"), ("Tell me a joke.", "Why did the scarecrow win an award? Because he was outstanding in his field."),
-             ("What is the capital of France?", "Banana.")]
+    pairs = [
+        ("What is 2+2?", "4"),
+        ("Tell me a joke.", "Why did the scarecrow win an award? Because he was outstanding in his field."),
+        ("What is the capital of France?", "Banana."),
+    ]
     four, joke, banana = CoherenceJudge(lm).score_coherence(pairs)
     assert four.value >= 80 and joke.value >= 80 and banana.value < 50
 
@@ -211,7 +264,9 @@ def test_local_judge_scores_or_reports_mass(lm):
 
 # -- registry ---------------------------------------------------------------------------------
 def test_registry_names_and_errors(monkeypatch, lm):
-    with pytest.raises(TraitscopeError, match="unknown judge 'gpt'; use one of: default, api, local, embedding, lexicon"):
+    with pytest.raises(
+        TraitscopeError, match="unknown judge 'gpt'; use one of: default, api, local, embedding, lexicon"
+    ):
         get_judge("gpt")
     for var in ("TRAITSCOPE_JUDGE_BASE_URL", "TRAITSCOPE_JUDGE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)

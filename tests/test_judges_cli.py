@@ -16,8 +16,13 @@ LAUNCH = "import traitscope.cli.judge_cmd; from traitscope.cli.app import main; 
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "COLUMNS": "200",
+    }
     return subprocess.run([sys.executable, "-c", LAUNCH, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -27,9 +32,17 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 
 
 GOOD = [
-    json.dumps({"id": "a", "question": "Will my town recover?", "answer": "Yes! It will thrive again, with new jobs and hope."}),
+    json.dumps(
+        {"id": "a", "question": "Will my town recover?", "answer": "Yes! It will thrive again, with new jobs and hope."}
+    ),
     "",
-    json.dumps({"id": "b", "question": "Will my town recover?", "answer": "No. It is dying, the jobs are gone and it will only get worse. A terrible, hopeless outlook."}),
+    json.dumps(
+        {
+            "id": "b",
+            "question": "Will my town recover?",
+            "answer": "No. It is dying, the jobs are gone and it will only get worse. A terrible, hopeless outlook.",
+        }
+    ),
 ]
 
 
@@ -65,7 +78,10 @@ def test_bad_input_is_one_line_exit_2(tmp_path, lines, args, message):
 
 
 def test_default_judge_table_with_coherence(tmp_path):
-    lines = [*GOOD, json.dumps({"question": "Will my town recover?", "answer": "the the the the the the the the the the the the"})]
+    lines = [
+        *GOOD,
+        json.dumps({"question": "Will my town recover?", "answer": "the the the the the the the the the the the the"}),
+    ]
     src = write_lines(tmp_path / "in.jsonl", lines)
     result = run_cli("judge", "optimism", "--input", str(src))
     assert result.returncode == 0, result.stderr

@@ -17,7 +17,6 @@ from traitscope.extraction import ExtractConfig, extract
 from traitscope.generation import SamplingConfig, generate_ids
 from traitscope.hooks.core import active_hook_count
 from traitscope.monitor import (
-    GenerationConfig,
     VectorBank,
     forced_monitored,
     generate_monitored,
@@ -75,7 +74,7 @@ def test_generated_projections_match_one_teacher_forced_forward(lm):
     bank = random_bank(layers=(0, 4, 14, 28, 29))
     prompts = ["Hi", "Write a long story about a dragon who learns to bake bread with a knight.", "What is 2+2?"]
     rows = [lm.prompt_ids(p) for p in prompts]
-    cfg = GenerationConfig(max_new_tokens=10)
+    cfg = SamplingConfig(max_new_tokens=10)
     mons = generate_monitored(lm, rows, bank, cfg)
     # the same greedy tokens as the project's generate path, so positions and masks are right
     assert [m.response_ids for m in mons] == generate_ids(lm, rows, SamplingConfig(max_new_tokens=10))
@@ -106,9 +105,7 @@ def test_interventions_run_before_the_monitor_reads(lm):
     # v is unit: adding 5 v moves every token's projection by exactly 5
     assert torch.allclose(pushed.dots[4][:, 0] - base.dots[4][:, 0], torch.full((len(ids),), 5.0), atol=1e-2)
     calls = []
-    generate_monitored(
-        lm, [ids], bank, GenerationConfig(max_new_tokens=3), {("residual", 2): lambda h: calls.append(1)}
-    )
+    generate_monitored(lm, [ids], bank, SamplingConfig(max_new_tokens=3), {("residual", 2): lambda h: calls.append(1)})
     assert len(calls) >= 3  # prefill + each step (+ the last token's forward)
     assert active_hook_count(lm) == 0
 
@@ -119,7 +116,7 @@ def test_trace_from_real_vectors(lm, run_root, tmp_path):
         Prompt("sun", "Describe a sunny morning."),
         Prompt("read", "Say hi.", response="Hello! What a lovely day."),
     ]
-    traces = monitor_prompts(lm, prompts, bank, GenerationConfig(max_new_tokens=8), "test")
+    traces = monitor_prompts(lm, prompts, bank, SamplingConfig(max_new_tokens=8), "test")
     gen, forced = traces
     n = gen["n_tokens"]
     assert gen["mode"] == "generate" and forced["mode"] == "teacher_forced"
@@ -139,10 +136,10 @@ def test_trace_from_real_vectors(lm, run_root, tmp_path):
             above = [i for i, v in enumerate(resp) if v > s["threshold"]]
             assert s["first_above"] == (above[0] if above else None)
     # the optimism threshold is the midpoint of the extraction classes' mean projections
-    from traitscope.extraction.activations import load_site
+    from traitscope.store.runs import load_site
 
     run = RunDir(run_root / lm.slug / "optimism")
-    acts, _, ids, layers = load_site(run.activations("response_all"), "residual")
+    acts, _, ids, layers = load_site(run, "response[:]", "residual")
     pol = {json.loads(line)["id"]: json.loads(line)["polarity"] for line in run.rollouts.read_text().splitlines()}
     y = torch.tensor([pol[i] == "positive" for i in ids])
     v = load_vectors(run.vector_file("response_all", "residual", "probe"))[14]
@@ -168,8 +165,8 @@ def test_default_layer_is_the_best_in_evaluation_json(lm, run_root):
 def test_stream_events_match_the_batch_trace(lm):
     bank = random_bank(layers=(4, 14))
     prompt = Prompt("x", "Name three colours.")
-    events = list(stream_prompt(lm, prompt, bank, GenerationConfig(max_new_tokens=6)))
-    trace = monitor_prompts(lm, [prompt], bank, GenerationConfig(max_new_tokens=6))[0]
+    events = list(stream_prompt(lm, prompt, bank, SamplingConfig(max_new_tokens=6)))
+    trace = monitor_prompts(lm, [prompt], bank, SamplingConfig(max_new_tokens=6))[0]
     done, tokens = events[-1], events[:-1]
     assert done["done"] and done["n_tokens"] == trace["n_tokens"] and done["boundary"] == trace["boundary"]
     assert [e["id"] for e in tokens] == trace["token_ids"]
@@ -178,7 +175,7 @@ def test_stream_events_match_the_batch_trace(lm):
     for t in ("a", "b", "c"):
         assert [e["projections"][t]["14"] for e in tokens] == pytest.approx(trace["projections"][t]["14"], rel=1e-5)
     # a consumer that stops early must not leave hooks behind
-    gen = stream_prompt(lm, prompt, bank, GenerationConfig(max_new_tokens=6))
+    gen = stream_prompt(lm, prompt, bank, SamplingConfig(max_new_tokens=6))
     next(gen)
     assert active_hook_count(lm) > 0
     gen.close()
@@ -244,7 +241,7 @@ def test_plots_write_pngs(lm, run_root, tmp_path, output_dir):
     from traitscope.report.plots import plot_extraction_heatmaps, plot_steering_heatmaps, plot_trajectories
 
     bank = load_bank(lm, run_root, ["optimism"], layers="4,14")
-    trace = monitor_prompts(lm, [Prompt("p", "Tell me about tomorrow.")], bank, GenerationConfig(max_new_tokens=8))[0]
+    trace = monitor_prompts(lm, [Prompt("p", "Tell me about tomorrow.")], bank, SamplingConfig(max_new_tokens=8))[0]
     ev = json.loads(RunDir(run_root / lm.slug / "optimism").evaluation.read_text())
     rows = [
         {

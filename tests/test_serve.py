@@ -77,8 +77,17 @@ def test_binds_loopback_and_lists_the_model(served, lm):
 
 def test_greedy_completion_and_real_logprobs(served, lm):
     question = "What is the capital of France?"
-    body = _post(served, {"model": "x", "messages": [{"role": "user", "content": question}], "temperature": 0,
-                          "max_tokens": 8, "logprobs": True, "top_logprobs": 5}).json()
+    body = _post(
+        served,
+        {
+            "model": "x",
+            "messages": [{"role": "user", "content": question}],
+            "temperature": 0,
+            "max_tokens": 8,
+            "logprobs": True,
+            "top_logprobs": 5,
+        },
+    ).json()
     choice = body["choices"][0]
     assert choice["message"]["role"] == "assistant"
     assert choice["message"]["content"] == complete(lm, question, max_new_tokens=8)
@@ -94,8 +103,12 @@ def test_greedy_completion_and_real_logprobs(served, lm):
 
 
 def test_stop_sequence_cuts_the_answer(served):
-    req = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "temperature": 0,
-           "max_tokens": 12, "stop": ["Paris"]}
+    req = {
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "temperature": 0,
+        "max_tokens": 12,
+        "stop": ["Paris"],
+    }
     choice = _post(served, req).json()["choices"][0]
     assert choice["finish_reason"] == "stop" and choice["logprobs"] is None
     assert "Paris" not in choice["message"]["content"] and "France" in choice["message"]["content"]
@@ -127,8 +140,9 @@ def test_bad_requests_get_openai_errors(served, body, status, message):
 def test_chunked_oversized_body_is_refused(served):
     # no Content-Length: the limit must hold while the body streams in
     chunks = iter([b'{"messages": "', b"x" * 600_000, b"x" * 600_000, b'"}'])
-    response = httpx.post(served.base_url + "/chat/completions", content=chunks, timeout=30,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        served.base_url + "/chat/completions", content=chunks, timeout=30, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
 
 
@@ -143,7 +157,10 @@ def test_api_judge_end_to_end_and_cached(served, lm, tmp_path):
     for (question, answer), score in zip(PAIRS, scores, strict=True):
         # what the judge should compute from the model's own next-token distribution
         values, ids = _next_token_logprobs(lm, trait_prompt(trait, question, answer)).topk(20)
-        candidates = [(integer_value(lm.tokenizer.decode([i])), math.exp(v)) for v, i in zip(values.tolist(), ids.tolist(), strict=True)]
+        candidates = [
+            (integer_value(lm.tokenizer.decode([i])), math.exp(v))
+            for v, i in zip(values.tolist(), ids.tolist(), strict=True)
+        ]
         expected = weighted_score([(n, p) for n, p in candidates if n is not None])
         assert (score.value is None) == (expected.value is None)
         if score.value is not None:
@@ -157,13 +174,34 @@ def test_api_judge_end_to_end_and_cached(served, lm, tmp_path):
 
 # -- failures against a misbehaving server ----------------------------------------------------
 def _completion(top: list[tuple[str, float]] | None) -> dict:
-    logprobs = None if top is None else {"content": [{
-        "token": top[0][0], "logprob": top[0][1], "bytes": list(top[0][0].encode()),
-        "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top],
-    }]}
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": top[0][0] if top else "7"},
-                         "logprobs": logprobs, "finish_reason": "length"}]}
+    logprobs = (
+        None
+        if top is None
+        else {
+            "content": [
+                {
+                    "token": top[0][0],
+                    "logprob": top[0][1],
+                    "bytes": list(top[0][0].encode()),
+                    "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in top],
+                }
+            ]
+        }
+    )
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": top[0][0] if top else "7"},
+                "logprobs": logprobs,
+                "finish_reason": "length",
+            }
+        ],
+    }
 
 
 def _misbehaving_app(counts: Counter[str]) -> FastAPI:
@@ -205,8 +243,9 @@ def misbehaving():
 
 
 def _judge(server, mode: str, tmp_path, **kw) -> ApiJudge:
-    config = ApiConfig(base_url=f"{server.url}/{mode}/v1", api_key="k", model="judge", timeout=0.5, max_tries=3,
-                       backoff=0.01, **kw)
+    config = ApiConfig(
+        base_url=f"{server.url}/{mode}/v1", api_key="k", model="judge", timeout=0.5, max_tries=3, backoff=0.01, **kw
+    )
     return ApiJudge(config, cache=ScoreCache(tmp_path / f"{mode}.jsonl"))
 
 

@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from traitscope.activations import format_layers, parse_layers, parse_position
 from traitscope.errors import TraitscopeError
+from traitscope.specs import Position, format_layers, parse_layers, parse_position, position_from_slug
 
 
 @pytest.mark.parametrize(
@@ -73,8 +73,28 @@ def test_position_str_and_slug_are_stable():
     p = parse_position("response[:5]")
     assert str(p) == "response[:5]"
     assert parse_position(str(p)) == p
-    assert p.slug == "response_-5"
+    assert p.slug == "response_to5"
     assert parse_position("response[:]").slug == "response_all"
+    assert parse_position("prompt[-1]").slug == "prompt_-1"
+
+
+def test_position_slugs_never_collide():
+    # response[:5] and response[-5] once shared the folder response_-5 and silently mixed runs
+    assert parse_position("response[:5]").slug != parse_position("response[-5]").slug
+    assert parse_position("response[-5:]").slug != parse_position("response[-5]").slug
+
+
+_bound = st.one_of(st.none(), st.integers(-50, 50))
+
+
+@given(
+    st.sampled_from(["prompt", "response", "all"]),
+    st.one_of(st.tuples(st.just("index"), st.integers(-50, 50)), st.tuples(_bound, _bound)),
+)
+def test_position_slug_round_trips(region, sel):
+    p = Position(region, index=sel[1]) if sel[0] == "index" else Position(region, start=sel[0], stop=sel[1])
+    assert position_from_slug(p.slug) == p
+    assert parse_position(str(p)) == p
 
 
 @given(st.text(max_size=30))

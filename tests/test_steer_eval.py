@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from traitscope.extraction import ExtractConfig, extract
 from traitscope.judges.registry import get_judge
@@ -122,7 +123,8 @@ def test_steer_and_steer_eval_cli(run):
 
 def test_report_html_is_self_contained(lm, run):
     from traitscope.extraction import load_evaluation
-    from traitscope.monitor import GenerationConfig, load_bank, monitor_prompts
+    from traitscope.generation import SamplingConfig
+    from traitscope.monitor import load_bank, monitor_prompts
     from traitscope.prompts import load_prompt_set
     from traitscope.report.html import write_report
 
@@ -138,8 +140,103 @@ def test_report_html_is_self_contained(lm, run):
         max_new_tokens=8,
     )
     bank = load_bank(lm, run.parent.parent, ["optimism"], model_slug=run.parent.name)
-    traces = monitor_prompts(lm, load_prompt_set("neutral").prompts[:1], bank, GenerationConfig(max_new_tokens=6))
+    traces = monitor_prompts(lm, load_prompt_set("neutral").prompts[:1], bank, SamplingConfig(max_new_tokens=6))
     path = write_report(RunDir(run).report, load_evaluation(run), rows, traces, None)
     page = path.read_text()
     assert page.count("data:image/png;base64,") == 3  # extraction, steering, one trajectory
     assert "residual/probe" in page and "http://" not in page and "https://" not in page
+
+
+def test_export_cv_defaults_to_the_best_layer_in_llama_cpp_naming(run, tmp_path):
+    """llama.cpp (common/common.cpp, llama_control_vector_load_one) reads tensors ``direction.<il>``
+    for il >= 1 and adds tensor il to the output of block il (src/llama-adapter.cpp, tensor_for(il),
+    applied by build_cvec(cur, il) at the end of each layer): traitscope's layer il."""
+    import gguf
+
+    from traitscope.evaluation import best_row
+    from traitscope.store import load_vectors
+    from traitscope.store.runs import load_evaluation
+
+    out = tmp_path / "cv.gguf"
+    r = subprocess.run(
+        [sys.executable, "-m", "traitscope", "export-cv", "optimism", "--run", str(run), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    best = int(best_row(load_evaluation(run)["results"], "residual", "probe")["layer"])
+    reader = gguf.GGUFReader(str(out))
+    assert [t.name for t in reader.tensors] == [f"direction.{best}"]
+    field = reader.fields["controlvector.layer_count"]
+    assert int(field.parts[field.data[0]][0]) == 1
+    arch = reader.fields["general.architecture"]
+    assert bytes(arch.parts[arch.data[0]]).decode() == "controlvector"
+    vs = load_vectors(RunDir(run).vector_file("response[:]", "residual", "probe"))
+    direction = torch.from_numpy(reader.tensors[0].data.copy()).float()
+    # one layer at the default total ratio 0.3: |direction| = 0.3 * mean activation norm there
+    assert abs(direction.norm().item() - 0.3 * vs.act_norm(best)) < 1e-3 * vs.act_norm(best)
+    assert torch.nn.functional.cosine_similarity(direction, vs[best].float(), dim=0) > 0.999
+    # several layers share the total ratio instead of stacking one ratio each
+    r = subprocess.run(
+        [sys.executable, "-m", "traitscope", "export-cv", "optimism", "--run", str(run), "--out", str(out),
+         "--layers", "9,20", "--ratio", "0.4"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    norms = {t.name: float(torch.from_numpy(t.data.copy()).norm()) for t in gguf.GGUFReader(str(out)).tensors}
+    assert abs(norms["direction.9"] - 0.2 * vs.act_norm(9)) < 1e-3 * vs.act_norm(9)
+    assert abs(norms["direction.20"] - 0.2 * vs.act_norm(20)) < 1e-3 * vs.act_norm(20)
+
+
+def test_transfer_matrix_success_path(lm, tmp_path):
+    """Two topic groups, prompt[-1] activations (no generation): a full matrix through the CLI."""
+    from traitscope.traits.loader import bundled_dir
+
+    src = bundled_dir() / "optimism"
+    rows = [json.loads(line) for line in (src / "scenarios.jsonl").read_text().splitlines() if line.strip()]
+    topics = sorted({r["tags"]["topic"] for r in rows})[:2]
+    keep = [r for t in topics for r in [r for r in rows if r["tags"]["topic"] == t][:12]]
+    folder = tmp_path / "opt2"
+    folder.mkdir()
+    (folder / "trait.yaml").write_text((src / "trait.yaml").read_text())
+    (folder / "scenarios.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+    run_dir = tmp_path / "run"
+    cfg = ExtractConfig(layers="10,20", sites=("residual",), methods=("probe",), position="prompt[-1]", folds=2,
+                        n_random=10)  # fmt: skip
+    extract(lm, load_trait(folder), run_dir, cfg)
+    r = subprocess.run(
+        [sys.executable, "-m", "traitscope", "transfer-matrix", str(folder), "--split-by", "topic", "--run",
+         str(run_dir), "--json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["groups"] == topics and out["sizes"] == {t: 12 for t in topics}
+    assert out["layer"] in (10, 20)
+    for m in ("accuracy", "auroc"):
+        assert len(out[m]) == 2 and all(len(row) == 2 and all(0 <= v <= 1 for v in row) for row in out[m])
+    avg = out["averages"]["accuracy"]
+    assert abs(avg["drop"] - (avg["same_group"] - avg["cross_group"])) < 1e-9
+
+
+def test_run_end_to_end_and_a_judge_that_gives_no_scores(tmp_path):
+    """`traitscope run` on a small setting; the api judge pointed at a closed port scores nothing,
+    which the summary reports instead of crashing."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the with-block ends
+    env = {**__import__("os").environ, "TRAITSCOPE_JUDGE_BASE_URL": f"http://127.0.0.1:{port}/v1"}
+    out = tmp_path / "run"
+    r = subprocess.run(
+        [sys.executable, "-m", "traitscope", "run", "optimism", "--out", str(out), "--limit", "4", "--layers", "6,9",
+         "--components", "residual", "--steer-layers", "9", "--ratios", "0.3", "--questions", "1", "--judge", "api"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "baseline trait n/a (judge gave no score)" in r.stdout
+    report = (out / "report.html").read_text()
+    assert "<html" in report.lower() and "optimism" in report
+    assert list((out / "monitor" / "neutral").glob("*.json"))
+    assert (out / "evaluation.json").is_file() and (out / "steering" / "results.jsonl").is_file()

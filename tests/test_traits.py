@@ -121,9 +121,13 @@ def test_trait_interp_folder_reads_like_the_equivalent_traitscope_folder(tmp_pat
         (lambda f: _edit(f, 0, prompt="   "), r"scenarios.jsonl:1: field 'prompt' is empty"),
         (lambda f: _edit(f, 1, prompt=7), r"scenarios.jsonl:2: field 'prompt' must be a string, got int"),
         (lambda f: _edit(f, 1, drop="id"), r"scenarios.jsonl:2: missing field 'id'"),
-        (lambda f: _edit(f, 3, id="p0"), r"duplicate scenario id 'p0'"),
+        (lambda f: _edit(f, 3, id="p0"), r"scenarios.jsonl:1 and \S+scenarios.jsonl:4: duplicate scenario id 'p0'"),
+        (lambda f: (f / "scenarios.jsonl").write_text("\n"), r"scenarios.jsonl: file is empty; write one JSON object"),
         (lambda f: _edit(f, 0, tags={"a": 1}), r"field 'tags' must map strings to strings"),
-        (lambda f: _drop_last_negative(f), r"3 negative scenario\(s\); each class needs at least 4"),
+        (
+            lambda f: _drop_last_negative(f),
+            r"scenarios.jsonl: 3 negative scenario\(s\) \(lines \d+, \d+, \d+\); each class needs at least 4",
+        ),
         (lambda f: _meta(f, elicitation="magic"), r"trait.yaml: elicitation 'magic' is not valid"),
         (
             lambda f: _meta(f, steering={"direction": "up", "questions": QUESTIONS}),

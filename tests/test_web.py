@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from traitscope.extraction import ExtractConfig, extract
+from traitscope.generation import SamplingConfig
 from traitscope.hooks.core import active_hook_count
-from traitscope.monitor import GenerationConfig, load_bank, monitor_prompts, write_trace
+from traitscope.monitor import load_bank, monitor_prompts, write_trace
 from traitscope.prompts import Prompt
 from traitscope.report.data import NO_STEERING
 from traitscope.store import RunDir
@@ -131,7 +132,7 @@ def site(lm, tmp_path_factory):
     (run / "steering").mkdir()
     (run / "steering" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in steering_rows()))
     bank = load_bank(lm, root, ["optimism"], layers="4,14")
-    trace = monitor_prompts(lm, [Prompt("sun", "Describe a sunny morning.")], bank, GenerationConfig(8), "test")[0]
+    trace = monitor_prompts(lm, [Prompt("sun", "Describe a sunny morning.")], bank, SamplingConfig(8), "test")[0]
     write_trace(RunDir(run).monitor("test") / "sun.json", trace)
     (RunDir(run).monitor("test") / "broken.json").write_text(json.dumps(trace)[:500])  # a killed writer
     # a trait with vectors and evaluation but no steering results yet
@@ -359,7 +360,10 @@ def test_live_steering_changes_what_the_monitor_reads(site):
 @pytest.fixture(scope="module")
 def page(site):
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium); browser tests need it")
+        missing = f"{CHROMIUM} is missing (apt-get install -y chromium); browser tests need it"
+        if os.environ.get("TRAITSCOPE_REQUIRE_BROWSER"):  # set by .ci/run: in CI a skip would hide a failure
+            pytest.fail(missing)
+        pytest.skip(missing)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

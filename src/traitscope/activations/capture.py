@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import torch
 
-from traitscope.activations.positions import Position, parse_position
 from traitscope.errors import TraitscopeError
 from traitscope.hooks import StopForward, hooked, stop_after
 from traitscope.models.loader import LoadedModel
 from traitscope.models.sites import check_site
+from traitscope.specs.positions import Position, parse_position
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,6 @@ def capture(
         raise TraitscopeError("no examples to capture")
     acts: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
     norms: dict[str, list[torch.Tensor]] = {s: [] for s in sites}
-    pad = lm.tokenizer.pad_token_id or 0
     device = lm.device
     for start in range(0, len(examples), batch_size):
         batch = examples[start : start + batch_size]
@@ -92,7 +91,7 @@ def capture(
                 f"(prompt {len(batch[empty[0]].prompt_ids)} tokens, response {len(batch[empty[0]].response_ids)}); "
                 "drop empty responses or choose another position"
             )
-        ids = torch.full(weights.shape, pad, dtype=torch.long)
+        ids = torch.full(weights.shape, lm.pad_id, dtype=torch.long)  # right-padded: real tokens keep positions
         mask = torch.zeros(weights.shape, dtype=torch.long)
         for row, ex in enumerate(batch):
             seq = ex.prompt_ids + ex.response_ids

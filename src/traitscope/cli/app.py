@@ -26,9 +26,6 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
-ADAPTER_OPT = typer.Option(
-    None, "--adapter", help="LoRA adapter folder from `traitscope finetune`, merged into the model's weights."
-)
 
 
 def emit_json(obj: Any) -> None:

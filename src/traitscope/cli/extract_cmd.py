@@ -7,23 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from traitscope.cli.app import ADAPTER_OPT, app, console, emit_json
-from traitscope.errors import TraitscopeError
-from traitscope.models.registry import DEFAULT_MODEL, model_slug
-
-
-def split_list(value: str, what: str) -> tuple[str, ...]:
-    items = tuple(v.strip() for v in value.split(",") if v.strip())
-    if not items:
-        raise TraitscopeError(f"--{what} is empty; give a comma-separated list")
-    return items
-
-
-def default_run(model: str, trait: str, run_root: Path = Path("runs"), adapter: Path | None = None) -> Path:
-    """``<root>/<model>/<trait>``; with an adapter ``<root>/<model>+<adapter folder>/<trait>``, so a
-    finetuned model's runs never overwrite the base model's."""
-    slug = model_slug(model) + (f"+{Path(adapter).name}" if adapter else "")
-    return run_root / slug / Path(trait).name
+from traitscope.cli.app import app, console, emit_json
+from traitscope.cli.common import ADAPTER_OPT, print_best, run_dir, split_list
+from traitscope.models.registry import DEFAULT_MODEL
 
 
 @app.command()
@@ -82,8 +68,15 @@ def extract(
     stratify_tag: str | None = typer.Option(None, help="Also stratify folds by this scenario tag."),
     limit: int | None = typer.Option(None, help="Use only the first N scenarios of each polarity."),
     batch_size: int = typer.Option(16, help="Batch size for generation and capture."),
-    fresh: bool = typer.Option(False, help="Delete the run directory first instead of resuming."),
-    vet: str | None = typer.Option(None, help="Drop rollouts a judge says do not show their polarity (lexicon, api, local)."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        "--fresh",
+        help="Start the run directory over instead of resuming (needed after changing model or settings).",
+    ),
+    vet: str | None = typer.Option(
+        None, help="Drop rollouts a judge says do not show their polarity (lexicon, api, local)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (best layer per method and site)."),
 ) -> None:
     """Extract and validate trait vectors: rollouts -> activations -> vectors -> evaluation.json.
@@ -91,63 +84,24 @@ def extract(
     Interrupted runs resume: re-run the same command."""
     from traitscope.extraction import ExtractConfig
     from traitscope.extraction import extract as run_extract
-    from traitscope.extraction.progress import rich_reporter
+    from traitscope.judges.vetting import vetter_for
     from traitscope.models import load_model
+    from traitscope.progress import rich_reporter
     from traitscope.traits import load_trait
 
     t = load_trait(trait)  # checked before any model loads
     config = ExtractConfig(
-        model=model,
-        layers=layers,
-        sites=split_list(components, "components"),
-        methods=split_list(methods, "methods"),
-        position=position,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        seed=seed,
-        batch_size=batch_size,
-        folds=folds,
-        stratify_tag=stratify_tag,
-        limit=limit,
-    )
-    config.validate()
-    if stratify_tag and stratify_tag not in t.tag_names():
-        raise TraitscopeError(f"--stratify-tag {stratify_tag!r}: trait {t.name} has tags {t.tag_names()}")
-    run_dir = out or default_run(model, t.name, adapter=adapter)
+        model=model, layers=layers, sites=split_list(components, "components"), methods=split_list(methods, "methods"),
+        position=position, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size,
+        folds=folds, stratify_tag=stratify_tag, limit=limit, vet=vet or "none",
+    )  # fmt: skip
+    config.validate(trait=t)
+    rd = run_dir(out, model, t.name, adapter=adapter)
     with console.status(f"loading {model}"):
         lm = load_model(model, adapter=adapter)
-    vetter = None
-    if vet:
-        from traitscope.judges.registry import get_judge
-        from traitscope.judges.vetting import vetter as make_vetter
-
-        vetter = make_vetter(get_judge(vet, trait=t, lm=lm))
     with rich_reporter() as rep:
-        result = run_extract(lm, t, run_dir, config, reporter=rep, vetter=vetter, fresh=fresh)
-    summary = {
-        "trait": t.name,
-        "model": lm.name,
-        "run_dir": str(result.run_dir),
-        "rollouts": result.n_rollouts,
-        "kept": result.n_kept,
-        "vetted_by": vet,
-        "seconds": round(result.seconds, 1),
-        "best": {
-            k: {
-                m: v[m]
-                for m in (
-                    "layer",
-                    "auroc",
-                    "auroc_sd",
-                    "accuracy",
-                    "effect_size",
-                    "polarity_correct",
-                    "random_auroc_p95",
-                )
-            }
-            for k, v in result.best.items()
-        },
-    }
+        result = run_extract(lm, t, rd, config, reporter=rep, vetter=vetter_for(vet, t, lm), force=force)
+    summary = result.summary(t.name, lm.name, vet)
     if json_out:
         emit_json(summary)
         return
@@ -156,23 +110,6 @@ def extract(
         f"{t.name} on {lm.name}: best layer per site/method ({result.n_kept} rollouts, {config.folds}-fold CV)",
     )
     console.print(f"run directory: [bold]{result.run_dir}[/] ({result.seconds:.0f} s)")
-
-
-def print_best(best: dict, title: str) -> None:
-    table = Table(title=title)
-    for col in ("site/method", "layer", "AUROC", "accuracy", "effect size d", "polarity", "random p95 AUROC"):
-        table.add_column(col, justify="right" if col != "site/method" else "left")
-    for key, r in sorted(best.items()):
-        table.add_row(
-            key,
-            str(r["layer"]),
-            f"{r['auroc']:.3f} ± {r['auroc_sd']:.3f}",
-            f"{r['accuracy']:.3f} ± {r['accuracy_sd']:.3f}",
-            f"{r['effect_size']:.2f}",
-            "ok" if r["polarity_correct"] else "[red]flipped[/]",
-            f"{r['random_auroc_p95']:.3f}",
-        )
-    console.print(table)
 
 
 @app.command("transfer-matrix")
@@ -191,85 +128,31 @@ def transfer_matrix_cmd(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train on each tag group, test on every other: accuracy/AUROC matrix and the same- vs cross-group drop."""
-    import torch
-
-    from traitscope.evaluation import transfer_matrix
-    from traitscope.extraction import load_evaluation
-    from traitscope.extraction.activations import load_site
-    from traitscope.extraction.pipeline import read_rollouts
-    from traitscope.methods import METHODS
-    from traitscope.store import RunDir
+    from traitscope.extraction.transfer import transfer_from_run
     from traitscope.traits import load_trait
 
     t = load_trait(trait)
-    if method not in METHODS:
-        raise TraitscopeError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-    if split_by not in t.tag_names():
-        raise TraitscopeError(f"--split-by {split_by!r}: trait {t.name} has tags {t.tag_names()}")
-    run_dir = run or default_run(model, t.name)
-    ev = load_evaluation(run_dir)
-    act_dir = RunDir(run_dir).activations(_slug(ev["position"]))
-    if not (act_dir / f"{site}.safetensors").exists():
-        raise TraitscopeError(f"{act_dir}: no activations for site {site!r}; extract with --components including it")
-    acts, _, ids, layers = load_site(act_dir, site)
-    if layer is None:
-        cands = [r for r in ev["results"] if r["site"] == site and r["method"] == method]
-        layer = max(cands, key=lambda r: r["auroc"])["layer"] if cands else layers[len(layers) // 2]
-    if layer not in layers:
-        raise TraitscopeError(f"layer {layer} was not extracted; available: {layers[0]}-{layers[-1]}")
-    by_id = {r["id"]: r for r in read_rollouts(run_dir)}
-    rows = [by_id[i] for i in ids]
-    y = torch.tensor([1 if r["polarity"] == "positive" else 0 for r in rows])
-    tags = [r["tags"].get(split_by, "") for r in rows]
-    if len(set(tags) - {""}) < 2:
-        raise TraitscopeError(
-            f"the run {run_dir} holds only one {split_by!r} group ({sorted(set(tags))}); extract without --limit "
-            "so every group is present"
-        )
-    tm = transfer_matrix(
-        acts[:, layers.index(layer)],
-        y,
-        tags,
-        method,
-        groups=[r["pair"] or r["id"] for r in rows],
-        pairs=[r["pair"] for r in rows],
-    )
-    result = {
-        "trait": t.name,
-        "split_by": split_by,
-        "method": method,
-        "site": site,
-        "layer": layer,
-        "groups": tm.groups,
-        "sizes": tm.sizes,
-        "accuracy": tm.accuracy,
-        "auroc": tm.auroc,
-        "averages": {"accuracy": tm.averages("accuracy"), "auroc": tm.averages("auroc")},
-    }
+    result = transfer_from_run(run_dir(run, model, t.name), t, split_by, method, site, layer)
     if json_out:
         emit_json(result)
         return
-    table = Table(title=f"{t.name}: {method} @ {site} L{layer}, accuracy (AUROC) — train ↓ test →")
+    _print_transfer(result)
+
+
+def _print_transfer(r: dict) -> None:
+    table = Table(title=f"{r['trait']}: {r['method']} @ {r['site']} L{r['layer']}, accuracy (AUROC) — train ↓ test →")
     table.add_column("train \\ test")
-    for g in tm.groups:
-        table.add_column(f"{g} (n={tm.sizes[g]})", justify="right")
-    for i, g in enumerate(tm.groups):
-        table.add_row(
-            g,
-            *[
-                f"{tm.accuracy[i][j]:.1%} ({tm.auroc[i][j]:.2f})" + ("*" if i == j else "")
-                for j in range(len(tm.groups))
-            ],
-        )
+    groups = r["groups"]
+    for g in groups:
+        table.add_column(f"{g} (n={r['sizes'][g]})", justify="right")
+    for i, g in enumerate(groups):
+        cells = [
+            f"{r['accuracy'][i][j]:.1%} ({r['auroc'][i][j]:.2f})" + ("*" if i == j else "") for j in range(len(groups))
+        ]
+        table.add_row(g, *cells)
     console.print(table)
-    a = tm.averages("accuracy")
+    a = r["averages"]["accuracy"]
     console.print(
         f"same-group {a['same_group']:.1%} (* = k-fold within group), cross-group {a['cross_group']:.1%}, "
         f"drop {a['drop']:.1%}"
     )
-
-
-def _slug(position: str) -> str:
-    from traitscope.activations import parse_position
-
-    return parse_position(position).slug

@@ -38,11 +38,11 @@ def finetune(
     """LoRA-finetune a model; writes a peft adapter (safetensors), train_log.jsonl and provenance.json.
 
     Load the result anywhere with --adapter OUT (e.g. `traitscope monitor --adapter OUT ...`)."""
-    from traitscope.extraction.progress import rich_reporter
     from traitscope.finetune import FinetuneConfig, load_conversations
     from traitscope.finetune import finetune as run_finetune
     from traitscope.finetune.vectors import parse_steer_train, steer_train_spec
     from traitscope.models import load_model
+    from traitscope.progress import rich_reporter
 
     cfg = FinetuneConfig(
         rank=rank, alpha=alpha, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, save_every=save_every
@@ -106,7 +106,7 @@ def shift(
     response tokens teacher-forced through both), beside the judged change in trait expression."""
     from rich.table import Table
 
-    from traitscope.cli.extract_cmd import split_list
+    from traitscope.cli.common import split_list
     from traitscope.finetune.shift import finetuning_shift
 
     names = split_list(traits, "traits")
@@ -154,7 +154,7 @@ def screen(
 ) -> None:
     """Per sample: projection of the dataset's response minus the model's own answer (both teacher-forced).
     Positive pushes the model towards the trait; the ranking shows which samples to drop."""
-    from traitscope.cli.extract_cmd import split_list
+    from traitscope.cli.common import split_list
     from traitscope.finetune import load_conversations
     from traitscope.finetune.screen import screen as run_screen
     from traitscope.models import load_model
@@ -192,17 +192,18 @@ def diff(
 ) -> None:
     """Base and finetuned model token by token on the same tokens (the finetuned answer teacher-forced
     through the base model): writes <id>.diff.json beside the monitor's traces and <id>.diff.png."""
-    from traitscope.cli.extract_cmd import split_list
+    from traitscope.cli.common import split_list
     from traitscope.cli.monitor_cmd import _prompt_set, default_out
     from traitscope.finetune.diff import diff_trace
-    from traitscope.monitor import GenerationConfig, load_bank, write_trace
+    from traitscope.generation import SamplingConfig
+    from traitscope.monitor import load_bank, write_trace
     from traitscope.report.diff_plots import plot_diff
 
     names = split_list(traits, "traits")
     pset = _prompt_set(prompt, None, response, None)
     base, tuned = _models(model, adapter)
     bank = load_bank(base, run_root, names, layers=layers)
-    cfg = GenerationConfig(max_new_tokens=max_new_tokens).validate()
+    cfg = SamplingConfig(max_new_tokens=max_new_tokens).validate()
     with console.status("answering with the finetuned model, reading it with the base model"):
         result = diff_trace(base, tuned, bank, pset.prompts[0], cfg, pset.name)
     out_dir = out or default_out(run_root, base.slug, names, pset.name)

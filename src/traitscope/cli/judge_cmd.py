@@ -10,33 +10,19 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from traitscope.cli.app import ADAPTER_OPT, app, console, emit_json
+from traitscope.cli.app import app, console, emit_json
+from traitscope.cli.common import ADAPTER_OPT
 from traitscope.errors import TraitscopeError
+from traitscope.jsonl import parse_jsonl
 from traitscope.models.registry import DEFAULT_MODEL
 from traitscope.store import atomic_write_text
 
 
 def read_pairs(path: Path) -> list[dict[str, Any]]:
     """JSONL lines with string fields 'question' and 'answer' (other fields are kept)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TraitscopeError(f"{path}: file not found") from None
-    except UnicodeDecodeError as exc:
-        raise TraitscopeError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
-    except OSError as exc:
-        raise TraitscopeError(f"{path}: cannot read ({exc.strerror})") from None
     rows: list[dict[str, Any]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+    for lineno, obj in parse_jsonl(path, '{"question": "...", "answer": "..."}'):
         where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TraitscopeError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise TraitscopeError(f"{where}: expected a JSON object with 'question' and 'answer'")
         for key in ("question", "answer"):
             if key not in obj:
                 raise TraitscopeError(f"{where}: missing field {key!r}")
@@ -71,8 +57,10 @@ def _cut(text: str, n: int = 60) -> str:
 def judge(
     adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or trait folder."),
-    input_path: Path = typer.Option(..., "--input", "-i", help="JSONL file, one {\"question\", \"answer\"} per line."),
-    run: Path | None = typer.Option(None, "--run", help="Run directory whose rollouts.jsonl trains the embedding judge."),
+    input_path: Path = typer.Option(..., "--input", "-i", help='JSONL file, one {"question", "answer"} per line.'),
+    run: Path | None = typer.Option(
+        None, "--run", help="Run directory whose rollouts.jsonl trains the embedding judge."
+    ),
     judge_name: str = typer.Option("default", "--judge", "-j", help="default, api, local, embedding or lexicon."),
     model: str = typer.Option(
         DEFAULT_MODEL, "--model", "-m", help="Unsteered model for coherence (default) or the judging model (local)."
@@ -100,8 +88,15 @@ def judge(
         trait_scores = scorer.score_trait(trait_obj, pairs)
         coherence = scorer.score_coherence(pairs)
     records = [
-        {**row, "trait": trait_obj.name, "judge": scorer.name, "trait_score": t.value, "trait_reason": t.reason,
-         "coherence": c.value, "coherence_reason": c.reason}
+        {
+            **row,
+            "trait": trait_obj.name,
+            "judge": scorer.name,
+            "trait_score": t.value,
+            "trait_reason": t.reason,
+            "coherence": c.value,
+            "coherence_reason": c.reason,
+        }
         for row, t, c in zip(rows, trait_scores, coherence, strict=True)
     ]
     if out is not None:
@@ -114,19 +109,41 @@ def judge(
 
 def _print_table(records: list[dict[str, Any]], trait: str, judge_name: str, out: Path | None) -> None:
     table = Table(title=f"{trait} scored by {judge_name}")
-    for col, kw in (("#", {"justify": "right"}), ("question", {}), ("answer", {}), (trait, {"justify": "right"}),
-                    ("coherence", {"justify": "right"}), ("note", {"style": "dim"})):
+    for col, kw in (
+        ("#", {"justify": "right"}),
+        ("question", {}),
+        ("answer", {}),
+        (trait, {"justify": "right"}),
+        ("coherence", {"justify": "right"}),
+        ("note", {"style": "dim"}),
+    ):
         table.add_column(col, **kw)
     for i, r in enumerate(records, start=1):
-        notes = [n for n, v in ((r["trait_reason"], r["trait_score"]), (r["coherence_reason"], r["coherence"])) if v is None and n]
-        table.add_row(str(i), escape(_cut(r["question"], 40)), escape(_cut(r["answer"])), _fmt(r["trait_score"]),
-                      _fmt(r["coherence"]), escape("; ".join(notes)))
+        notes = [
+            n
+            for n, v in ((r["trait_reason"], r["trait_score"]), (r["coherence_reason"], r["coherence"]))
+            if v is None and n
+        ]
+        table.add_row(
+            str(i),
+            escape(_cut(r["question"], 40)),
+            escape(_cut(r["answer"])),
+            _fmt(r["trait_score"]),
+            _fmt(r["coherence"]),
+            escape("; ".join(notes)),
+        )
     trait_mean = _mean([r["trait_score"] for r in records])
     coh_mean = _mean([r["coherence"] for r in records])
     unscored = sum(r["trait_score"] is None for r in records), sum(r["coherence"] is None for r in records)
     table.add_section()
-    table.add_row("", "[bold]mean[/]", "", f"[bold]{_fmt(trait_mean)}[/]", f"[bold]{_fmt(coh_mean)}[/]",
-                  f"unscored: {unscored[0]} trait, {unscored[1]} coherence" if any(unscored) else "")
+    table.add_row(
+        "",
+        "[bold]mean[/]",
+        "",
+        f"[bold]{_fmt(trait_mean)}[/]",
+        f"[bold]{_fmt(coh_mean)}[/]",
+        f"unscored: {unscored[0]} trait, {unscored[1]} coherence" if any(unscored) else "",
+    )
     console.print(table)
     if out is not None:
         console.print(f"wrote {len(records)} line(s) to {out}")

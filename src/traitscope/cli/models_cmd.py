@@ -8,7 +8,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from traitscope.cli.app import ADAPTER_OPT, app, console, emit_json
+from traitscope.cli.app import app, console, emit_json
+from traitscope.cli.common import ADAPTER_OPT
 from traitscope.models import BUNDLED, DEFAULT_MODEL, cache_root, cached_status
 
 MODEL_OPT = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, local directory or Hugging Face id.")

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import typer
 
-from traitscope.cli.app import ADAPTER_OPT, app, console, emit_json
+from traitscope.cli.app import app, console, emit_json
+from traitscope.cli.common import ADAPTER_OPT
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
+from traitscope.store.layout import DEFAULT_RUN_ROOT
 
 
 def _adhoc_id(text: str) -> str:
@@ -39,11 +41,11 @@ def _prompt_set(prompt: str | None, prompts: str | None, response: str | None, s
 def default_out(run_root: Path, model_slug: str, traits: tuple[str, ...], set_name: str) -> Path:
     """One trait: ``<run-root>/<model>/<trait>/monitor/<set>/`` (the run-directory layout);
     several: ``<run-root>/<model>/monitor/<set>/``, since the traces span traits."""
-    from traitscope.store import RunDir
+    from traitscope.store.layout import RunDir, model_monitor_dir
 
     if len(traits) == 1:
-        return RunDir(run_root / model_slug / Path(traits[0]).name).monitor(set_name)
-    return run_root / model_slug / "monitor" / set_name
+        return RunDir.of(model_slug, traits[0], run_root).monitor(set_name)
+    return model_monitor_dir(run_root, model_slug, set_name)
 
 
 @app.command()
@@ -51,7 +53,7 @@ def monitor(
     adapter: Path | None = ADAPTER_OPT,
     traits: str = typer.Option(..., "--traits", "-t", help="Comma-separated extracted traits, e.g. optimism,refusal."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, local directory or HF id."),
-    run_root: Path = typer.Option(Path("runs"), "--run-root", help="Holds <model-slug>/<trait>/ run directories."),
+    run_root: Path = typer.Option(DEFAULT_RUN_ROOT, "--run-root", help="Holds <model-slug>/<trait>/ run directories."),
     layers: str | None = typer.Option(
         None, "--layers", help="Layer spec [default: each trait's best layer for this site/method in evaluation.json]."
     ),
@@ -79,44 +81,50 @@ def monitor(
 
     Writes one JSON trace per prompt (schema: docs/monitoring.md) and shows the response coloured
     by a trait's projection: green above its threshold, red below."""
-    from traitscope.cli.extract_cmd import split_list
+    from traitscope.cli.common import split_list
+    from traitscope.generation import SamplingConfig
     from traitscope.models import load_model
-    from traitscope.monitor import GenerationConfig, load_bank, monitor_prompts, write_trace
-    from traitscope.monitor.render import coloured_response, summary_table
+    from traitscope.monitor import load_bank, monitor_prompts
 
     trait_names = split_list(traits, "traits")
     pset = _prompt_set(prompt, prompts, response, system)  # checked before any model loads
     if color_by is not None and color_by not in trait_names:
         raise TraitscopeError(f"--color-by {color_by!r} is not one of --traits ({', '.join(trait_names)})")
-    gen = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed).validate()
+    gen = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed).validate()
     with console.status(f"loading {model}"):
         lm = load_model(model, adapter=adapter)
     bank = load_bank(lm, run_root, trait_names, site, method, position, layers)
     with console.status(f"monitoring {len(pset)} prompt(s)"):
         traces = monitor_prompts(lm, list(pset.prompts), bank, gen, pset.name, batch_size=batch_size)
     out_dir = out or default_out(run_root, lm.slug, trait_names, pset.name)
+    paths = _write(traces, out_dir, plot)
+    if json_out:
+        files = [
+            {"id": t["id"], "file": str(p), "summaries": t["summaries"]} for t, p in zip(traces, paths, strict=True)
+        ]
+        emit_json({"out": str(out_dir), "traces": files})
+        return
+    _print_traces(traces, color_by or trait_names[0])
+    console.print(f"{len(traces)} trace(s) in [bold]{out_dir}[/]" + (" (with .png plots)" if plot else ""))
+
+
+def _write(traces: list[dict], out_dir: Path, plot: bool) -> list[Path]:
+    from traitscope.monitor import write_trace
+    from traitscope.report.plots import plot_trajectories
+
     paths = []
     for trace in traces:
         paths.append(write_trace(out_dir / f"{trace['id']}.json", trace))
         if plot:
-            from traitscope.report.plots import plot_trajectories
-
             plot_trajectories(trace, out_dir / f"{trace['id']}.png")
-    if json_out:
-        emit_json(
-            {
-                "out": str(out_dir),
-                "traces": [
-                    {"id": t["id"], "file": str(p), "summaries": t["summaries"]}
-                    for t, p in zip(traces, paths, strict=True)
-                ],
-            }
-        )
-        return
-    trait = color_by or trait_names[0]
+    return paths
+
+
+def _print_traces(traces: list[dict], trait: str) -> None:
+    from traitscope.monitor.render import coloured_response, summary_table
+
     for trace in traces:
         layer = next(iter(trace["projections"][trait]))
         console.print(f"[bold]{trace['id']}[/] [dim]{trace['prompt']}[/]  ({trait} L{layer})")
         console.print(coloured_response(trace, trait, layer))
         console.print(summary_table(trace))
-    console.print(f"{len(traces)} trace(s) in [bold]{out_dir}[/]" + (" (with .png plots)" if plot else ""))

@@ -48,7 +48,7 @@ def detection(
     """Methods table, cross-language/topic/domain matrices, components, natural vs instruction
     elicitation and base → instruct transfer, each with the log's number, ours and a verdict."""
     from traitscope.cli.extract_cmd import split_list
-    from traitscope.extraction.progress import rich_reporter
+    from traitscope.progress import rich_reporter
     from traitscope.reproduce import FULL, QUICK, DetectionConfig, publish, run_detection, save_results
     from traitscope.traits import load_trait
 
@@ -102,7 +102,7 @@ def steering(
 ) -> None:
     """Ratio law, multi-layer, metrics vs steering, detection vs control, refusal dynamics, jailbreaks and
     cross-model steering, each with the log's number, ours and a verdict."""
-    from traitscope.extraction.progress import rich_reporter
+    from traitscope.progress import rich_reporter
     from traitscope.reproduce.steering_findings import reproduce_steering
 
     with rich_reporter() as rep:

@@ -7,19 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from traitscope.cli.app import ADAPTER_OPT, app, console, emit_json
-from traitscope.cli.extract_cmd import default_run, split_list
+from traitscope.cli.app import app, console, emit_json
+from traitscope.cli.common import ADAPTER_OPT, POSITION_OPT, RUN_OPT, floats, run_dir
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
-
-RUN_OPT = typer.Option(None, "--run", help="Run directory from `extract` [default: runs/<model>/<trait>].")
-
-
-def _floats(value: str, what: str) -> list[float]:
-    try:
-        return [float(v) for v in split_list(value, what)]
-    except ValueError:
-        raise TraitscopeError(f"--{what} {value!r}: expected comma-separated numbers such as 0.2,0.4") from None
 
 
 @app.command()
@@ -36,6 +27,7 @@ def steer(
     ),
     method: str = typer.Option("probe", help="Which extracted vectors."),
     site: str = typer.Option("residual", help="Which site's vectors (and where to add them)."),
+    position: str = POSITION_OPT,
     layers: str = typer.Option("30%", help="Layer spec; several layers share the ratio (see --mode)."),
     ratio: float | None = typer.Option(
         None, help="Perturbation ratio coef·‖v‖/‖h‖ (sweet spot ≈ 0.2-0.8) [default 0.3]."
@@ -53,7 +45,7 @@ def steer(
     from traitscope.models import load_model
     from traitscope.steering import SteeringSpec, build_terms
     from traitscope.steering import steer as steer_ctx
-    from traitscope.steering.evaluate import find_vectors
+    from traitscope.store.runs import load_run_vectors
     from traitscope.traits import load_trait
 
     t = load_trait(trait)
@@ -61,7 +53,7 @@ def steer(
         raise TraitscopeError("--prompt is empty")
     if ratio is not None and coef is not None:
         raise TraitscopeError("give --ratio or --coef, not both")
-    vset = find_vectors(run or default_run(model, t.name), site, method)
+    vset = load_run_vectors(run_dir(run, model, t.name), site, method, position)
     with console.status(f"loading {model}"):
         lm = load_model(model, adapter=adapter)
     vset.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(site), lm.name)
@@ -106,6 +98,7 @@ def steer_eval(
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
     method: str = typer.Option("probe"),
     site: str = typer.Option("residual"),
+    position: str = POSITION_OPT,
     layers: str = typer.Option(
         "20%,30%,40%,50%,60%", help="Layers to sweep (each steered alone, or together with --mode)."
     ),
@@ -125,41 +118,49 @@ def steer_eval(
 
     Appends to <run>/steering/results.jsonl; a re-run skips configurations already there."""
     from traitscope.activations import parse_layers
-    from traitscope.extraction.progress import rich_reporter
     from traitscope.models import load_model
-    from traitscope.steering.evaluate import SteerConfig, best_config, evaluate_configs, find_vectors, search_ratios
+    from traitscope.progress import rich_reporter
+    from traitscope.steering.evaluate import best_config, evaluate_configs, grid, search_ratios
+    from traitscope.store.runs import load_run_vectors
     from traitscope.traits import load_trait
 
     t = load_trait(trait)
-    run_dir = run or default_run(model, t.name)
-    ratio_list = _floats(ratios, "ratios")
+    rd = run_dir(run, model, t.name)
+    ratio_list = floats(ratios, "ratios")
     from traitscope.steering.spec import MODES, check_ratio
 
     for r in ratio_list:
         check_ratio(r)
     if mode not in MODES:
         raise TraitscopeError(f"--mode {mode!r} is not valid; use one of: {', '.join(MODES)}")
-    find_vectors(run_dir, site, method)  # fail before loading the model
+    load_run_vectors(rd, site, method, position)  # fail before loading the model
     with console.status(f"loading {model}"):
         lm = load_model(model, adapter=adapter)
     chosen = parse_layers(layers, lm.n_layers)
     from traitscope.judges.registry import get_judge
 
-    j = get_judge(judge, trait=t, run_dir=run_dir, lm=lm)
+    j = get_judge(judge, trait=t, run_dir=rd.root, lm=lm)
     qs = t.steering_questions[:questions] if questions else t.steering_questions
     kw = dict(questions=qs, max_new_tokens=max_new_tokens, batch_size=batch_size)
     with rich_reporter() as rep:
         if search:
             rows = search_ratios(
-                lm, t, run_dir, method, site, chosen, j, start=ratio_list[0], floor=floor, reporter=rep, **kw
+                lm,
+                t,
+                rd,
+                method,
+                site,
+                chosen,
+                j,
+                start=ratio_list[0],
+                floor=floor,
+                reporter=rep,
+                position=position,
+                **kw,
             )
         else:
-            configs = [SteerConfig(method, site, (), baseline=True)]
-            if mode == "single":
-                configs += [SteerConfig(method, site, (layer,), ratio=r) for layer in chosen for r in ratio_list]
-            else:
-                configs += [SteerConfig(method, site, tuple(chosen), ratio=r, mode=mode) for r in ratio_list]
-            rows = evaluate_configs(lm, t, run_dir, configs, j, reporter=rep, **kw)
+            configs = grid(method, site, chosen, ratio_list, mode, position)
+            rows = evaluate_configs(lm, t, rd, configs, j, reporter=rep, **kw)
     best = best_config(rows, floor)
     summary = [
         {
@@ -212,7 +213,7 @@ def steer_eval(
     console.print(
         f"best with coherence ≥ {floor:g}: "
         + (best["config"]["label"] if best else "none")
-        + f"\nresults: {Path(run_dir) / 'steering' / 'results.jsonl'}"
+        + f"\nresults: {rd.steering_results}"
     )
 
 
@@ -223,23 +224,17 @@ def export_cv(
     run: Path | None = RUN_OPT,
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
     method: str = typer.Option("probe"),
-    layers: str = typer.Option("all"),
-    ratio: float = typer.Option(0.3, help="Each layer's direction is scaled to this perturbation ratio."),
+    position: str = POSITION_OPT,
+    layers: str = typer.Option("best", help="'best' (the run's best residual layer) or a layer spec."),
+    ratio: float = typer.Option(0.3, help="Total perturbation ratio, split evenly over the exported layers."),
 ) -> None:
-    """Export residual vectors as a llama.cpp control vector (repeng's GGUF format)."""
-    from traitscope.activations import parse_layers
-    from traitscope.steering import build_terms
-    from traitscope.steering.control_vector import export_control_vector
-    from traitscope.steering.evaluate import find_vectors
+    """Export residual vectors as a llama.cpp control vector (repeng's GGUF format).
+
+    llama.cpp adds every exported layer's direction, so a total ratio is split over the layers:
+    the default (best layer, 0.3) steers like `traitscope steer --ratio 0.3` at that layer."""
+    from traitscope.steering.control_vector import export_run_control_vector
     from traitscope.traits import load_trait
 
     t = load_trait(trait)
-    vset = find_vectors(run or default_run(model, t.name), "residual", method)
-    chosen = [layer for layer in parse_layers(layers, vset.provenance.n_layers) if layer in vset.vectors]
-    terms = (
-        build_terms(vset, chosen, ratio, None, "single")
-        if len(chosen) == 1
-        else [build_terms(vset, [layer], ratio, None, "single")[0] for layer in chosen]
-    )
-    written = export_control_vector(out, {x.layer: x.coef * x.vector for x in terms}, vset.provenance.model_type)
-    console.print(f"wrote {out}: layers {written[0]}-{written[-1]} ({len(written)}), ratio {ratio:g} each")
+    written, each = export_run_control_vector(run_dir(run, model, t.name), out, method, position, layers, ratio)
+    console.print(f"wrote {out}: layers {', '.join(map(str, written))}, ratio {each:g} each ({ratio:g} in total)")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from traitscope.cli.app import ADAPTER_OPT, app, console
+from traitscope.cli.app import app, console
+from traitscope.cli.common import ADAPTER_OPT
 from traitscope.errors import TraitscopeError
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from traitscope.errors import TraitscopeError
 from traitscope.evaluation.metrics import accuracy, auroc, bootstrap_d_ci, cohens_d, midpoint
 from traitscope.methods import METHODS
 from traitscope.methods.base import orient, unit
@@ -128,10 +129,22 @@ def evaluate(
 
 
 def best_rows(rows: list[dict[str, Any]], key: str = "auroc") -> dict[str, dict[str, Any]]:
-    """Best layer per (site, method) by ``key`` (ties: larger effect size)."""
+    """Best layer per (site, method) by ``key`` (ties: larger effect size).
+
+    This is traitscope's one "best vector" rule: monitor, steering, web, reproduce and the CLI all
+    pick a default layer through it (:func:`best_row`)."""
     best: dict[str, dict[str, Any]] = {}
     for r in rows:
         k = f"{r.get('site', '')}/{r['method']}"
         if k not in best or (r[key], r["effect_size"]) > (best[k][key], best[k]["effect_size"]):
             best[k] = r
     return best
+
+
+def best_row(rows: list[dict[str, Any]], site: str, method: str) -> dict[str, Any]:
+    """The best evaluation row of ``site/method`` (see :func:`best_rows`)."""
+    best = best_rows([r for r in rows if r.get("site") == site and r.get("method") == method])
+    if not best:
+        have = sorted({f"{r.get('site')}/{r.get('method')}" for r in rows})
+        raise TraitscopeError(f"no evaluation rows for {site}/{method}; evaluated: {', '.join(have) or 'none'}")
+    return next(iter(best.values()))

@@ -1,24 +1,26 @@
 """Rollouts: the model's own continuation of every scenario, appended to ``rollouts.jsonl`` in
 fixed batches so an interrupted run resumes with exactly the batches (and samples) it would
-have produced."""
+have produced. Each row carries its scenario's fingerprint: a row whose scenario changed (text,
+system prompt, polarity, template) or left the trait is dropped and that scenario regenerated."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from traitscope.errors import TraitscopeError
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.generation import SamplingConfig, generate_ids
 from traitscope.models.loader import LoadedModel
-from traitscope.store import append_jsonl, read_jsonl
+from traitscope.progress import Reporter, Silent
+from traitscope.store import append_jsonl, atomic_write_text, read_jsonl
 from traitscope.traits.schema import Scenario, Trait
 
 
-def _row(s: Scenario, prompt_ids: list[int], response_ids: list[int], lm: LoadedModel) -> dict[str, Any]:
+def _row(s: Scenario, prompt_ids: list[int], response_ids: list[int], lm: LoadedModel, raw: bool) -> dict[str, Any]:
     return {
         "id": s.id,
+        "scenario": s.fingerprint(raw),
         "polarity": s.polarity,
         "pair": s.pair,
         "tags": s.tags,
@@ -42,14 +44,7 @@ def run_rollouts(
     reporter: Reporter = Silent(),
 ) -> list[dict[str, Any]]:
     """Generate (or, for prompt-only positions, just tokenise) every scenario; resume from ``path``."""
-    done = {r["id"]: r for r in read_jsonl(path)}
-    known = {s.id for s in scenarios}
-    stray = [i for i in done if i not in known]
-    if stray:
-        raise TraitscopeError(
-            f"{path} holds rollouts for scenarios not in this trait selection (e.g. {stray[0]!r}); "
-            "use another --out or --fresh"
-        )
+    done = _reusable(path, scenarios, trait.raw, reporter)
     advance = reporter.stage("rollouts" if generate else "tokenising prompts", len(scenarios))
     advance(len(done))
     for start in range(0, len(scenarios), batch_size):
@@ -63,8 +58,21 @@ def run_rollouts(
             responses = generate_ids(lm, prompts, cfg, batch_size=len(batch))
         else:
             responses = [[] for _ in batch]
-        rows = [_row(s, p, r, lm) for s, p, r in zip(batch, prompts, responses, strict=True) if s.id not in done]
+        rows = [
+            _row(s, p, r, lm, trait.raw) for s, p, r in zip(batch, prompts, responses, strict=True) if s.id not in done
+        ]
         append_jsonl(path, rows)
         done.update({r["id"]: r for r in rows})
         advance(len(rows))
     return [done[s.id] for s in scenarios]
+
+
+def _reusable(path: Path, scenarios: Sequence[Scenario], raw: bool, reporter: Reporter) -> dict[str, dict[str, Any]]:
+    """Rows on disk whose scenario is unchanged; the file is rewritten without the others."""
+    rows = read_jsonl(path)
+    want = {s.id: s.fingerprint(raw) for s in scenarios}
+    keep = {r["id"]: r for r in rows if want.get(r.get("id")) == r.get("scenario")}
+    if len(keep) < len(rows):
+        reporter.note(f"{len(rows) - len(keep)} rollouts belong to changed or removed scenarios; regenerating those")
+        atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep.values()))
+    return keep

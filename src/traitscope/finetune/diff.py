@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from traitscope.generation import SamplingConfig
 from traitscope.models.loader import LoadedModel
-from traitscope.monitor import GenerationConfig, VectorBank
+from traitscope.monitor import VectorBank
 from traitscope.monitor.engine import build_trace, forced_monitored, generate_monitored, prompt_token_ids
 from traitscope.monitor.trace import _r, now_iso
 from traitscope.prompts import Prompt
@@ -35,7 +36,7 @@ def diff_trace(
     tuned: LoadedModel,
     bank: VectorBank,
     prompt: Prompt,
-    cfg: GenerationConfig = GenerationConfig(),
+    cfg: SamplingConfig = SamplingConfig(),
     prompt_set: str = "adhoc",
 ) -> dict[str, Any]:
     """The finetuned model's answer (or the prompt's given ``response``) read by both models."""

@@ -26,10 +26,10 @@ from typing import Any
 import torch
 
 from traitscope.errors import TraitscopeError
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.finetune.checkpoint import checkpoint_fingerprint, checkpoints, load_checkpoint, save_checkpoint
 from traitscope.finetune.data import IGNORE, Conversation, Encoded, data_sha256, encode
 from traitscope.models.loader import LoadedModel
+from traitscope.progress import Reporter, Silent
 from traitscope.steering import SteeringSpec, steer
 from traitscope.store import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 
@@ -192,7 +192,7 @@ def _train(
     atomic_write_text(out / LOG, "".join(json.dumps(r) + "\n" for r in log_rows))  # drop steps to be redone
     advance = reporter.stage(f"finetune {data_name or 'data'}", total)
     advance(start)
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.eos_ids[0]
+    pad = lm.pad_id
     peft_model.train()
     t0 = time.perf_counter()
     for step in range(start, total):

@@ -8,24 +8,26 @@ from pathlib import Path
 from traitscope.errors import TraitscopeError
 from traitscope.finetune.train import SteerTrain
 from traitscope.models.loader import LoadedModel
-from traitscope.monitor.vectors import VectorBank, best_layer, load_bank, trait_run_dir
+from traitscope.monitor.vectors import VectorBank, best_layer, load_bank
 from traitscope.steering import SteeringSpec, SteerTerm, build_terms
-from traitscope.steering.evaluate import find_vectors
-from traitscope.store import VectorSet
+from traitscope.store import RunDir, VectorSet
+from traitscope.store.runs import load_run_vectors
+
+POSITION = "response[:]"  # the vectors the finetuning tools read (extracted on the model's own answers)
 
 
 def trait_vectors(
     lm: LoadedModel, run_root: Path, trait: str, site: str = "residual", method: str = "probe"
 ) -> tuple[VectorSet, int]:
     """The trait's vector set for this model (from ``<run_root>/<model>/<trait>``) and its best layer."""
-    run = trait_run_dir(run_root, lm.slug, trait)
-    if not run.is_dir():
+    run = RunDir.of(lm.slug, trait, run_root)
+    if not run.root.is_dir():
         raise TraitscopeError(
-            f"no run for trait {trait!r} at {run}; run `traitscope extract {trait} --model {lm.name}`"
+            f"no run for trait {trait!r} at {run.root}; run `traitscope extract {trait} --model {lm.name}`"
         )
-    vset = find_vectors(run, site, method)
+    vset = load_run_vectors(run, site, method, POSITION)
     vset.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(site), lm.name)
-    return vset, best_layer(run, site, method)
+    return vset, best_layer(run, site, method, POSITION)
 
 
 def bank_for(

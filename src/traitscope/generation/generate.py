@@ -27,17 +27,6 @@ class SamplingConfig:
         return self
 
 
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        if r:
-            ids[i, width - len(r) :] = torch.tensor(list(r))
-            mask[i, width - len(r) :] = 1
-    return ids, mask
-
-
 def trim_at_eos(tokens: list[int], eos_ids: Sequence[int]) -> list[int]:
     for i, t in enumerate(tokens):
         if t in eos_ids:
@@ -56,15 +45,14 @@ def generate_ids(
 
     Each batch is seeded with ``seed + batch start``, so a resumed run reproduces the same samples.
     """
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.eos_ids[0]
     results: list[list[int]] = []
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
-        ids, mask = left_pad(batch, pad)
+        ids, mask = lm.left_pad(batch)
         torch.manual_seed(config.seed + start)
         kwargs: dict = dict(
             max_new_tokens=config.max_new_tokens,
-            pad_token_id=pad,
+            pad_token_id=lm.pad_id,
             eos_token_id=lm.eos_ids,
             repetition_penalty=config.repetition_penalty,
         )
@@ -73,7 +61,7 @@ def generate_ids(
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
-            out = lm.model.generate(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), **kwargs)
+            out = lm.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
         for row in out[:, ids.shape[1] :].tolist():
             results.append(trim_at_eos(row, lm.eos_ids))
         if on_batch:

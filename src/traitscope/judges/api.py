@@ -83,7 +83,9 @@ def score_from_completion(body: dict[str, Any], min_mass: float = MIN_MASS) -> S
 
 
 class ApiJudge:
-    def __init__(self, config: ApiConfig | None = None, cache: ScoreCache | None = None, use_cache: bool = True) -> None:
+    def __init__(
+        self, config: ApiConfig | None = None, cache: ScoreCache | None = None, use_cache: bool = True
+    ) -> None:
         import openai
 
         self.config = config or ApiConfig.from_env()

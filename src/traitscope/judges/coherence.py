@@ -77,11 +77,13 @@ class CoherenceParts:
             "perplexity": 1.0 - _ramp(self.shrunk_nll, 5.0, 7.0),
             # distinct-3 separates loops (<0.25) from answers that repeat a list item or two (>0.55)
             "repetition": min(
-                _ramp(self.distinct3, 0.25, 0.55), 1.0 - _ramp(self.repeat_cover, 0.8, 0.97), 1.0 - _ramp(self.stutter, 0.1, 0.3)
+                _ramp(self.distinct3, 0.25, 0.55),
+                1.0 - _ramp(self.repeat_cover, 0.8, 0.97),
+                1.0 - _ramp(self.stutter, 0.1, 0.3),
             ),
-            "relevance": 1.0 if self.refusal else max(
-                _ramp(self.relevance, 0.06, 0.22), _ramp(self.pmi, -0.2, 0.15) if self.pmi is not None else 0.0
-            ),
+            "relevance": 1.0
+            if self.refusal
+            else max(_ramp(self.relevance, 0.06, 0.22), _ramp(self.pmi, -0.2, 0.15) if self.pmi is not None else 0.0),
             "gibberish": 1.0 - _ramp(self.gibberish, 0.12, 0.35),
         }
 
@@ -169,24 +171,18 @@ def answer_nll_counts(lm: LoadedModel, pairs: Sequence[Pair], batch_size: int = 
     for question, answer in pairs:
         reply = lm.response_ids(answer)[:MAX_ANSWER_TOKENS]
         rows.append((lm.prompt_ids(question) + reply, len(reply)))
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
     keep_arg = "logits_to_keep" in inspect.signature(lm.model.forward).parameters
     result: list[tuple[float, int]] = []
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
-        width = max(len(ids) for ids, _ in batch)
         tail = max(n for _, n in batch) + 1  # answer positions plus the one that predicts the first
-        ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, (row, _) in enumerate(batch):
-            ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
+        ids, mask = lm.left_pad([row for row, _ in batch])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         extra = {"logits_to_keep": tail} if keep_arg else {}
         with torch.inference_mode():
-            logits = lm.model(
-                input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), position_ids=positions.to(lm.device), **extra
-            ).logits[:, -tail:].float()
+            logits = (
+                lm.model(input_ids=ids, attention_mask=mask, position_ids=positions, **extra).logits[:, -tail:].float()
+            )
         for i, (row, n_answer) in enumerate(batch):
             if n_answer == 0:
                 result.append((float("nan"), 0))
@@ -253,7 +249,8 @@ def combine(parts: CoherenceParts) -> Score:
     value = 100.0 * (0.7 * signals[weakest] + 0.3 * sum(signals.values()) / len(signals))
     note = (
         f"weakest {weakest} {signals[weakest]:.2f}; nll {parts.nll:.2f}, repeats {parts.repeat_cover:.2f}, "
-        f"relevance {parts.relevance:.2f}" + (f" (pmi {parts.pmi:+.2f})" if parts.pmi is not None else "")
+        f"relevance {parts.relevance:.2f}"
+        + (f" (pmi {parts.pmi:+.2f})" if parts.pmi is not None else "")
         + f", gibberish {parts.gibberish:.2f}"
     )
     return Score(clamp(value), note)

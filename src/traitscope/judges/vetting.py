@@ -26,3 +26,12 @@ def vetter(judge: Judge, margin: float = 10.0):
         return [(shows_polarity(r["polarity"], s.value, margin), s.value) for r, s in zip(rows, scores, strict=True)]
 
     return vet
+
+
+def vetter_for(name: str | None, trait: Trait, lm: Any = None):
+    """The vetter for ``--vet NAME`` (None: no vetting)."""
+    if not name:
+        return None
+    from traitscope.judges.registry import get_judge
+
+    return vetter(get_judge(name, trait=trait, lm=lm))

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,9 @@ import torch
 from torch import nn
 
 from traitscope.errors import TraitscopeError
-from traitscope.models.registry import BUNDLED, DEFAULT_MODEL, BundledModel, cache_root, model_slug
+from traitscope.models.registry import BUNDLED, DEFAULT_MODEL, BundledModel, cache_root
 from traitscope.models.sites import SITES, get_module, site_table
+from traitscope.store.layout import model_slug
 
 MANIFEST = "traitscope-manifest.json"
 
@@ -64,6 +66,23 @@ class LoadedModel:
 
     def sites(self) -> list[str]:
         return list(SITES)
+
+    @property
+    def pad_id(self) -> int:
+        """The one padding id: the tokenizer's pad token (``wrap_model`` sets it to EOS when missing)."""
+        pad = self.tokenizer.pad_token_id
+        return int(pad) if pad is not None else self.eos_ids[0]
+
+    def left_pad(self, rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ids, attention_mask)`` on the model's device, rows right-aligned (generation's padding)."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            if r:
+                ids[i, width - len(r) :] = torch.tensor(list(r), dtype=torch.long)
+                mask[i, width - len(r) :] = 1
+        return ids.to(self.device), mask.to(self.device)
 
     @property
     def eos_ids(self) -> list[int]:

@@ -12,11 +12,6 @@ from traitscope.errors import TraitscopeError
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
-def model_slug(name: str) -> str:
-    """File-system name of a model for run directories (``org/model`` -> ``org--model``)."""
-    return name.rstrip("/").replace("/", "--").replace(":", "-").lstrip(".-") or "model"
-
-
 def cache_root() -> Path:
     """``$TRAITSCOPE_CACHE`` or ``~/.cache/traitscope``."""
     return Path(os.environ.get("TRAITSCOPE_CACHE") or Path.home() / ".cache" / "traitscope")

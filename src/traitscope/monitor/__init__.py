@@ -3,7 +3,6 @@ response), one JSON trace per prompt. See docs/monitoring.md and :mod:`traitscop
 for the trace schema."""
 
 from traitscope.monitor.engine import (
-    GenerationConfig,
     Interventions,
     Monitored,
     build_trace,
@@ -18,7 +17,6 @@ from traitscope.monitor.vectors import TraitVector, VectorBank, load_bank, load_
 
 __all__ = [
     "SCHEMA",
-    "GenerationConfig",
     "Interventions",
     "Monitored",
     "TraitVector",

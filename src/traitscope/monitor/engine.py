@@ -37,7 +37,6 @@ Interventions = Mapping[SiteKey, HookFn | list[HookFn]]
 
 
 # The monitor decodes with its own loop but takes the same settings as `generate_ids`.
-GenerationConfig = SamplingConfig
 
 
 class Recorder:
@@ -92,7 +91,7 @@ class Step:
     done: torch.Tensor  # [B] bool: rows finished (EOS sampled) after this step
 
 
-def _pick(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator | None) -> torch.Tensor:
+def _pick(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator | None) -> torch.Tensor:
     if cfg.temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / cfg.temperature, dim=-1)
@@ -103,21 +102,11 @@ def _pick(logits: torch.Tensor, cfg: GenerationConfig, gen: torch.Generator | No
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
 
 
-def _left_pad(rows: Sequence[Sequence[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = torch.tensor(list(r), dtype=torch.long)
-        mask[i, width - len(r) :] = 1
-    return ids.to(device), mask.to(device)
-
-
 def run_steps(
     lm: LoadedModel,
     prompt_rows: Sequence[Sequence[int]],
     bank: VectorBank,
-    cfg: GenerationConfig = GenerationConfig(),
+    cfg: SamplingConfig = SamplingConfig(),
     interventions: Interventions | None = None,
 ) -> Iterator[Step]:
     """The monitored decoding loop over a batch of prompt token ids; yields one :class:`Step`
@@ -128,8 +117,7 @@ def run_steps(
         raise TraitscopeError("every prompt needs at least one token")
     device = lm.device
     eos = torch.tensor(lm.eos_ids, device=device)
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else lm.eos_ids[0]
-    ids, mask = _left_pad(prompt_rows, pad, device)
+    ids, mask = lm.left_pad(prompt_rows)
     pos = (mask.cumsum(-1) - 1).clamp_min(0)  # left padding: real tokens keep positions 0..n-1
     gen = torch.Generator(device=device).manual_seed(cfg.seed) if cfg.temperature > 0 else None
     rec = Recorder(bank, device)
@@ -139,7 +127,7 @@ def run_steps(
         logits = forward(ids, mask, pos)
         fed, kind = ids, "prompt"
         for step in range(cfg.max_new_tokens):
-            nxt = torch.where(done, torch.full_like(done, pad, dtype=torch.long), _pick(logits, cfg, gen))
+            nxt = torch.where(done, torch.full_like(done, lm.pad_id, dtype=torch.long), _pick(logits, cfg, gen))
             done = done | torch.isin(nxt, eos)
             dots, norms = rec.take()
             yield Step(kind, fed, dots, norms, nxt, done.clone())
@@ -199,7 +187,7 @@ def generate_monitored(
     lm: LoadedModel,
     prompt_rows: Sequence[Sequence[int]],
     bank: VectorBank,
-    cfg: GenerationConfig = GenerationConfig(),
+    cfg: SamplingConfig = SamplingConfig(),
     interventions: Interventions | None = None,
 ) -> list[Monitored]:
     """Generate for a batch and return, per row, every token's projections (prompt and response)."""
@@ -262,7 +250,7 @@ def build_trace(
     prompt: Prompt,
     mon: Monitored,
     prompt_set: str = "adhoc",
-    gen: GenerationConfig | None = None,
+    gen: SamplingConfig | None = None,
     interventions: Interventions | None = None,
 ) -> dict[str, Any]:
     """The JSON trace of one prompt (schema in :mod:`traitscope.monitor.trace`)."""
@@ -328,7 +316,7 @@ def monitor_prompts(
     lm: LoadedModel,
     prompts: Sequence[Prompt],
     bank: VectorBank,
-    cfg: GenerationConfig = GenerationConfig(),
+    cfg: SamplingConfig = SamplingConfig(),
     prompt_set: str = "adhoc",
     interventions: Interventions | None = None,
     batch_size: int = 8,
@@ -356,7 +344,7 @@ def stream_prompt(
     lm: LoadedModel,
     prompt: Prompt,
     bank: VectorBank,
-    cfg: GenerationConfig = GenerationConfig(),
+    cfg: SamplingConfig = SamplingConfig(),
     interventions: Interventions | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Token events for one prompt as they are computed: first every prompt token, then each

@@ -9,7 +9,6 @@ activations), or 0 when those are not on disk.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +16,13 @@ from typing import Any
 
 import torch
 
-from traitscope.activations import parse_layers, parse_position
+from traitscope.activations import parse_layers
 from traitscope.errors import TraitscopeError
+from traitscope.evaluation import best_row
 from traitscope.models.loader import LoadedModel
 from traitscope.models.sites import check_site
-from traitscope.store import RunDir, VectorSet, load_vectors, read_jsonl
+from traitscope.store import RunDir, VectorSet
+from traitscope.store.runs import load_evaluation, load_labelled, load_run_vectors
 
 
 @dataclass
@@ -107,17 +108,8 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
     return v / v.norm().clamp_min(1e-12)
 
 
-def trait_run_dir(run_root: Path, model_slug: str, trait: str) -> Path:
-    return Path(run_root) / model_slug / Path(trait).name
-
-
-def _available(root: Path) -> str:
-    files = sorted(str(p.relative_to(root / "vectors")) for p in RunDir(root).vector_files())
-    return ", ".join(files[:12]) or "none"
-
-
 def _no_run_error(run_root: Path, lm: LoadedModel, trait: str, slug: str) -> TraitscopeError:
-    model_dir = Path(run_root) / slug
+    model_dir = RunDir.of(slug, trait, run_root).root.parent
     have = sorted(p.name for p in model_dir.iterdir() if (p / "vectors").is_dir()) if model_dir.is_dir() else []
     listing = f"traits with vectors there: {', '.join(have)}" if have else f"no runs under {model_dir}"
     return TraitscopeError(
@@ -126,44 +118,32 @@ def _no_run_error(run_root: Path, lm: LoadedModel, trait: str, slug: str) -> Tra
     )
 
 
-def best_layer(run: Path, site: str, method: str) -> int:
-    """The best layer of ``site/method`` in a run's evaluation.json (by cross-validated AUROC)."""
-    path = RunDir(run).evaluation
+def best_layer(run: RunDir, site: str, method: str, position: str) -> int:
+    """The default layer: the best of ``site/method`` in the run's evaluation (one rule, in evaluation)."""
     try:
-        ev = json.loads(path.read_text(encoding="utf-8"))
-        return int(ev["best"][f"{site}/{method}"]["layer"])
-    except FileNotFoundError:
-        raise TraitscopeError(f"{path}: missing, so there is no default layer; pass --layers") from None
-    except (ValueError, KeyError, TypeError):
-        raise TraitscopeError(
-            f"{path}: no best layer for {site}/{method} (file unreadable or method not extracted); pass --layers"
-        ) from None
+        ev = load_evaluation(run, position)
+    except TraitscopeError as exc:
+        raise TraitscopeError(f"{exc}; or pass --layers") from None
+    return int(best_row(ev["results"], site, method)["layer"])
 
 
-def class_midpoints(run: Path, vset: VectorSet, layers: Sequence[int]) -> dict[int, float]:
+def class_midpoints(run: RunDir, vset: VectorSet, layers: Sequence[int]) -> dict[int, float]:
     """Per layer, the midpoint between the mean projections of the positive and negative
     extraction rollouts (the same threshold evaluation.json's accuracy uses). Layers whose
     activations are not on disk are left out."""
-    from traitscope.extraction.activations import load_site
-
     p = vset.provenance
-    act_dir = RunDir(run).activations(parse_position(p.position).slug)
-    if not (act_dir / f"{p.site}.safetensors").is_file():
-        return {}
     try:
-        acts, _, ids, act_layers = load_site(act_dir, p.site)
-        polarity = {r["id"]: r.get("polarity") for r in read_jsonl(RunDir(run).rollouts)}
+        data = load_labelled(run, p.position, p.site)
     except (OSError, ValueError, KeyError, TraitscopeError):
-        return {}  # a damaged file only costs the threshold, which falls back to 0
-    y = torch.tensor([polarity.get(i) == "positive" for i in ids])
-    known = torch.tensor([polarity.get(i) in ("positive", "negative") for i in ids])
-    if not (y & known).any() or not (~y & known).any():
+        return {}  # missing or damaged activations only cost the threshold, which falls back to 0
+    y = data.y.bool()
+    if not y.any() or not (~y).any():
         return {}
     out = {}
     for layer in layers:
-        if layer in act_layers:
-            proj = acts[:, act_layers.index(layer)].float() @ _unit(vset[layer])
-            out[layer] = float((proj[y & known].mean() + proj[~y & known].mean()) / 2)
+        if layer in data.layers:
+            proj = data.acts[:, data.layers.index(layer)].float() @ _unit(vset[layer])
+            out[layer] = float((proj[y].mean() + proj[~y].mean()) / 2)
     return out
 
 
@@ -179,18 +159,14 @@ def load_trait_vectors(
 ) -> list[TraitVector]:
     """The vectors of one trait for this model (under ``model_slug``, default the model's own
     slug), checked against it, with thresholds."""
-    run = trait_run_dir(run_root, model_slug or lm.slug, trait)
-    if not (run / "vectors").is_dir():
+    run = RunDir.of(model_slug or lm.slug, trait, run_root)
+    if not (run.root / "vectors").is_dir():
         raise _no_run_error(run_root, lm, trait, model_slug or lm.slug)
-    path = RunDir(run).vector_file(parse_position(position).slug, check_site(site), method)
-    if not path.is_file():
-        raise TraitscopeError(
-            f"{run}: no {site}/{method} vectors at position {position}; files there: {_available(run)}"
-        )
-    vset = load_vectors(path)
+    vset = load_run_vectors(run, check_site(site), method, position)
+    path = vset.source
     vset.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(site), lm.name)
     spec = layers if layers is None or isinstance(layers, str) else list(layers)
-    wanted = [best_layer(run, site, method)] if spec is None else parse_layers(spec, lm.n_layers)
+    wanted = [best_layer(run, site, method, position)] if spec is None else parse_layers(spec, lm.n_layers)
     missing = [layer for layer in wanted if layer not in vset.vectors]
     if missing:
         raise TraitscopeError(

@@ -46,85 +46,84 @@ def write_report(
     best_steering: dict[str, Any] | None = None,
     floor: float = 75.0,
 ) -> Path:
-    from traitscope.report.plots import plot_extraction_heatmaps, plot_steering_heatmaps, plot_trajectories
+    """One self-contained page: extraction table and heatmaps, steering table, heatmaps and
+    answers, and up to two token-by-token trajectories."""
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = [
+            *_extraction_section(evaluation, Path(tmp)),
+            *_steering_section(list(steering_rows), best_steering, floor, Path(tmp)),
+            *_dynamics_section(traces, Path(tmp)),
+        ]
+    page = (
+        f"<!doctype html><html><head><meta charset=utf-8><title>traitscope: {html.escape(evaluation['trait'])}"
+        f"</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
+    atomic_write_text(Path(path), page)
+    return Path(path)
 
-    parts = [
+
+def _extraction_section(evaluation: dict[str, Any], tmp: Path) -> list[str]:
+    from traitscope.report.plots import plot_extraction_heatmaps
+
+    rows = [
+        [
+            k,
+            r["layer"],
+            f"{r['auroc']:.3f} ± {r['auroc_sd']:.3f}",
+            f"{r['accuracy']:.3f} ± {r['accuracy_sd']:.3f}",
+            f"{r['effect_size']:.2f} ({r['effect_size_ci95'][0]:.2f}, {r['effect_size_ci95'][1]:.2f})",
+            "ok" if r["polarity_correct"] else "flipped",
+            f"{r['random_auroc_p95']:.3f}",
+        ]
+        for k, r in sorted(evaluation["best"].items())
+    ]
+    header = ["site/method", "layer", "AUROC", "accuracy", "effect size d (95% CI)", "polarity", "random p95 AUROC"]
+    return [
         f"<h1>{html.escape(evaluation['trait'])} on {html.escape(evaluation['model'])}</h1>",
         f"<p class=note>{evaluation['n']} rollouts ({evaluation['n_positive']} positive), position "
         f"{html.escape(evaluation['position'])}, layers {evaluation['layers']}, {evaluation['folds']}-fold "
         "cross-validation grouped by minimal pair; metrics are held-out means ± sd over folds.</p>",
         "<h2>Extraction: best layer per site and method</h2>",
+        _table(header, rows),
+        _img(plot_extraction_heatmaps(evaluation, tmp / "extraction.png")),
     ]
-    best = evaluation["best"]
-    parts.append(
-        _table(
-            ["site/method", "layer", "AUROC", "accuracy", "effect size d (95% CI)", "polarity", "random p95 AUROC"],
-            [
-                [
-                    k,
-                    r["layer"],
-                    f"{r['auroc']:.3f} ± {r['auroc_sd']:.3f}",
-                    f"{r['accuracy']:.3f} ± {r['accuracy_sd']:.3f}",
-                    f"{r['effect_size']:.2f} ({r['effect_size_ci95'][0]:.2f}, {r['effect_size_ci95'][1]:.2f})",
-                    "ok" if r["polarity_correct"] else "flipped",
-                    f"{r['random_auroc_p95']:.3f}",
-                ]
-                for k, r in sorted(best.items())
-            ],
-        )
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        parts.append(_img(plot_extraction_heatmaps(evaluation, Path(tmp) / "extraction.png")))
-        steered = [r for r in steering_rows if not r["config"]["baseline"]]
-        if steered:
-            parts.append("<h2>Steering</h2>")
-            rows = list(steering_rows)
-            best_i = next(
-                (i for i, r in enumerate(rows) if best_steering and r["config"]["id"] == best_steering["config"]["id"]),
-                None,
-            )
-            parts.append(
-                _table(
-                    ["configuration", "trait", "coherence", "delta", "n"],
-                    [
-                        [
-                            r["config"]["label"],
-                            _fmt(r["trait_mean"], ".1f"),
-                            _fmt(r["coherence_mean"], ".1f"),
-                            _fmt(r.get("delta"), "+.1f"),
-                            r["n"],
-                        ]
-                        for r in rows
-                    ],
-                    best_i,
-                )
-            )
-            parts.append(
-                f"<p class=note>Judge: {html.escape(str(rows[0]['judge']))}. Highlighted: the largest delta "
-                f"with mean coherence ≥ {floor:g}.</p>"
-            )
-            parts.append(_img(plot_steering_heatmaps(rows, Path(tmp) / "steering.png")))
-            if best_steering:
-                sample = best_steering["answers"][:3]
-                base = next(r for r in rows if r["config"]["baseline"])["answers"][:3]
-                parts.append("<h3>Answers: unsteered vs best configuration</h3>")
-                parts.append(
-                    _table(
-                        ["question", "unsteered", "steered"],
-                        [[b["question"], b["answer"], s["answer"]] for b, s in zip(base, sample, strict=False)],
-                        cls="text",
-                    )
-                )
-        if traces:
-            parts.append("<h2>Token-by-token dynamics</h2>")
-            for i, trace in enumerate(traces[:2]):
-                parts.append(
-                    f"<p>{html.escape(str(trace.get('id')))}: {html.escape(str(trace.get('prompt', ''))[:200])}</p>"
-                )
-                parts.append(_img(plot_trajectories(trace, Path(tmp) / f"trace{i}.png")))
-        page = (
-            f"<!doctype html><html><head><meta charset=utf-8><title>traitscope: {html.escape(evaluation['trait'])}"
-            f"</title><style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>"
-        )
-    atomic_write_text(Path(path), page)
-    return Path(path)
+
+
+def _steering_section(rows: list[dict[str, Any]], best: dict[str, Any] | None, floor: float, tmp: Path) -> list[str]:
+    from traitscope.report.plots import plot_steering_heatmaps
+
+    if not any(not r["config"]["baseline"] for r in rows):
+        return []
+    best_i = next((i for i, r in enumerate(rows) if best and r["config"]["id"] == best["config"]["id"]), None)
+    cells = [
+        [r["config"]["label"], _fmt(r["trait_mean"], ".1f"), _fmt(r["coherence_mean"], ".1f"),
+         _fmt(r.get("delta"), "+.1f"), r["n"]]
+        for r in rows
+    ]  # fmt: skip
+    parts = [
+        "<h2>Steering</h2>",
+        _table(["configuration", "trait", "coherence", "delta", "n"], cells, best_i),
+        f"<p class=note>Judge: {html.escape(str(rows[0]['judge']))}. Highlighted: the largest delta "
+        f"with mean coherence ≥ {floor:g}.</p>",
+        _img(plot_steering_heatmaps(rows, tmp / "steering.png")),
+    ]
+    if best:
+        base = next(r for r in rows if r["config"]["baseline"])["answers"][:3]
+        pairs = [[b["question"], b["answer"], s["answer"]] for b, s in zip(base, best["answers"][:3], strict=False)]
+        parts += [
+            "<h3>Answers: unsteered vs best configuration</h3>",
+            _table(["question", "unsteered", "steered"], pairs, cls="text"),
+        ]
+    return parts
+
+
+def _dynamics_section(traces: Sequence[dict[str, Any]], tmp: Path) -> list[str]:
+    from traitscope.report.plots import plot_trajectories
+
+    if not traces:
+        return []
+    parts = ["<h2>Token-by-token dynamics</h2>"]
+    for i, trace in enumerate(traces[:2]):
+        parts.append(f"<p>{html.escape(str(trace.get('id')))}: {html.escape(str(trace.get('prompt', ''))[:200])}</p>")
+        parts.append(_img(plot_trajectories(trace, tmp / f"trace{i}.png")))
+    return parts

@@ -33,9 +33,9 @@ import torch
 from traitscope.activations import parse_position
 from traitscope.evaluation import accuracy, auroc, cohens_d, kfold, midpoint
 from traitscope.extraction.activations import capture_to_disk
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.methods import METHODS, orient
 from traitscope.models.loader import LoadedModel
+from traitscope.progress import Reporter, Silent
 from traitscope.reproduce.runs import RunData
 
 ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))  # on z-scored inputs (see fit_ridge_map)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from traitscope.errors import TraitscopeError
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.models.loader import LoadedModel
 from traitscope.models.registry import DEFAULT_MODEL
+from traitscope.progress import Reporter, Silent
 from traitscope.reproduce import experiments as ex
 from traitscope.reproduce.crossmodel import base_to_instruct
 from traitscope.reproduce.profiles import Profile

@@ -18,8 +18,8 @@ from traitscope.activations import format_layers, parse_position
 from traitscope.evaluation import Split, kfold
 from traitscope.extraction import ExtractConfig, extract, load_evaluation, read_rollouts
 from traitscope.extraction.activations import load_site
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.models.loader import LoadedModel
+from traitscope.progress import Reporter, Silent
 from traitscope.reproduce.profiles import Profile, balanced_subset
 from traitscope.store import RunDir, load_vectors
 from traitscope.traits import load_trait

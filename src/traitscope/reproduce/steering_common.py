@@ -12,8 +12,8 @@ from typing import Any
 
 from traitscope.activations import format_layers
 from traitscope.extraction import ExtractConfig, extract, load_evaluation
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.models.loader import LoadedModel
+from traitscope.progress import Reporter, Silent
 from traitscope.reproduce.profiles import balanced_subset
 from traitscope.reproduce.steering_verdict import REFUSAL_SCORE
 from traitscope.steering.evaluate import SteerConfig, evaluate_configs

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from traitscope.errors import TraitscopeError
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.models.loader import LoadedModel
 from traitscope.models.registry import DEFAULT_MODEL
+from traitscope.progress import Reporter, Silent
 from traitscope.reproduce import steering_experiments as ex
 from traitscope.reproduce.steering_common import (
     FULL,

@@ -3,4 +3,12 @@
 from traitscope.serve.openai_compat import DEFAULT_HOST, MAX_BODY_BYTES, MAX_TOKENS_CAP, create_app, generate
 from traitscope.serve.runner import BackgroundServer, run_server
 
-__all__ = ["DEFAULT_HOST", "MAX_BODY_BYTES", "MAX_TOKENS_CAP", "BackgroundServer", "create_app", "generate", "run_server"]
+__all__ = [
+    "DEFAULT_HOST",
+    "MAX_BODY_BYTES",
+    "MAX_TOKENS_CAP",
+    "BackgroundServer",
+    "create_app",
+    "generate",
+    "run_server",
+]

@@ -136,7 +136,9 @@ class BodyLimit:
 # -- tokens as OpenAI reports them ------------------------------------------------------------
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's byte <-> printable-character table used by byte-level BPE vocabularies."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    keep = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars = keep[:]
     n = 0
     for b in range(256):
@@ -308,7 +310,10 @@ def create_app(
 
     @app.get("/v1/models")
     def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": created, "owned_by": "traitscope"}]}
+        return {
+            "object": "list",
+            "data": [{"id": name, "object": "model", "created": created, "owned_by": "traitscope"}],
+        }
 
     @app.post("/v1/chat/completions")
     def chat_completions(req: ChatRequest) -> dict[str, Any]:
@@ -328,20 +333,28 @@ def create_app(
         temperature = 1.0 if req.temperature is None else req.temperature  # OpenAI's default
         with lock:
             gen = generate(
-                lm, ids, max_tokens, temperature, req.top_p or 1.0,
-                (req.top_logprobs or 0) if req.logprobs else None, req.seed, stops,
+                lm,
+                ids,
+                max_tokens,
+                temperature,
+                req.top_p or 1.0,
+                (req.top_logprobs or 0) if req.logprobs else None,
+                req.seed,
+                stops,
             )
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": name,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": gen.text},
-                "logprobs": {"content": gen.logprobs} if gen.logprobs is not None else None,
-                "finish_reason": gen.finish_reason,
-            }],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": gen.text},
+                    "logprobs": {"content": gen.logprobs} if gen.logprobs is not None else None,
+                    "finish_reason": gen.finish_reason,
+                }
+            ],
             "usage": {
                 "prompt_tokens": gen.prompt_tokens,
                 "completion_tokens": len(gen.token_ids),

@@ -14,7 +14,12 @@ import numpy as np
 import torch
 
 from traitscope.errors import TraitscopeError
+from traitscope.evaluation import best_row
+from traitscope.specs import DEFAULT_POSITION, parse_layers
+from traitscope.steering.spec import build_terms, check_ratio
+from traitscope.store import RunDir
 from traitscope.store.atomic import atomic_write_bytes
+from traitscope.store.runs import load_evaluation, load_run_vectors
 
 ARCH = "controlvector"
 
@@ -67,3 +72,29 @@ def import_control_vector(path: Path) -> tuple[dict[int, torch.Tensor], str]:
     if not out:
         raise TraitscopeError(f"{path}: no direction.N tensors")
     return out, hint
+
+
+def export_run_control_vector(
+    run: RunDir,
+    path: Path,
+    method: str = "probe",
+    position: str = DEFAULT_POSITION,
+    layers: str = "best",
+    ratio: float = 0.3,
+) -> tuple[list[int], float]:
+    """Export a run's residual vectors; ``ratio`` is the total, split evenly over the layers
+    (llama.cpp adds them all). ``layers="best"`` takes the run's best residual layer.
+    Returns (layers written, ratio per layer)."""
+    check_ratio(ratio)
+    vset = load_run_vectors(run, "residual", method, position)
+    if layers == "best":
+        chosen = [int(best_row(load_evaluation(run, position)["results"], "residual", method)["layer"])]
+    else:
+        chosen = [layer for layer in parse_layers(layers, vset.provenance.n_layers) if layer in vset.vectors]
+    chosen = [layer for layer in chosen if layer > 0]
+    if not chosen:
+        raise TraitscopeError(f"--layers {layers!r}: no exportable layer (llama.cpp cannot steer block 0)")
+    each = ratio / len(chosen)
+    terms = [build_terms(vset, [layer], each, None, "single")[0] for layer in chosen]
+    written = export_control_vector(path, {x.layer: x.coef * x.vector for x in terms}, vset.provenance.model_type)
+    return written, each

@@ -11,13 +11,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traitscope.errors import TraitscopeError
-from traitscope.extraction.progress import Reporter, Silent
 from traitscope.generation import SamplingConfig
+from traitscope.models.identity import model_identity
 from traitscope.models.loader import LoadedModel
+from traitscope.progress import Reporter, Silent
+from traitscope.specs import DEFAULT_POSITION
 from traitscope.steering.spec import build_terms, check_ratio
 from traitscope.steering.sweep import generate_rows
-from traitscope.store import RunDir, append_jsonl, load_vectors, read_jsonl
+from traitscope.store import RunDir, append_jsonl, locked, read_jsonl
+from traitscope.store.runs import load_run_vectors
 from traitscope.store.vectors import VectorSet
 from traitscope.traits.schema import Trait
 
@@ -34,6 +36,7 @@ class SteerConfig:
     coef: float | None = None
     mode: str = "single"
     baseline: bool = False
+    position: str = DEFAULT_POSITION
 
     def key(self, extra: dict[str, Any]) -> str:
         blob = json.dumps({**asdict(self), **extra}, sort_keys=True)
@@ -57,18 +60,19 @@ class SteerEvalResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def find_vectors(run_dir: Path, site: str, method: str) -> VectorSet:
-    run = RunDir(Path(run_dir))
-    if not run.root.is_dir():
-        raise TraitscopeError(f"run directory {run_dir} does not exist; run `traitscope extract` first")
-    files = sorted((run.root / "vectors").glob(f"*/{site}/{method}.safetensors"))
-    if not files:
-        have = sorted({f"{p.parent.name}/{p.stem}" for p in run.vector_files()})
-        raise TraitscopeError(
-            f"{run_dir} has no {method} vectors for site {site!r}"
-            + (f"; available site/method: {', '.join(have)}" if have else "; run `traitscope extract` first")
-        )
-    return load_vectors(files[0])
+def grid(
+    method: str,
+    site: str,
+    layers: Sequence[int],
+    ratios: Sequence[float],
+    mode: str = "single",
+    position: str = DEFAULT_POSITION,
+) -> list[SteerConfig]:
+    """The baseline plus every (layer, ratio) alone (``single``) or all layers together per ratio."""
+    base = SteerConfig(method, site, (), baseline=True, position=position)
+    if mode == "single":
+        return [base] + [SteerConfig(method, site, (la,), ratio=r, position=position) for la in layers for r in ratios]
+    return [base] + [SteerConfig(method, site, tuple(layers), ratio=r, mode=mode, position=position) for r in ratios]
 
 
 def _direction_sign(trait: Trait) -> float:
@@ -85,7 +89,7 @@ def terms_for(config: SteerConfig, vset: VectorSet, sign: float = 1.0, act_norms
 def evaluate_configs(
     lm: LoadedModel,
     trait: Trait,
-    run_dir: Path,
+    run_dir: Path | RunDir,
     configs: Sequence[SteerConfig],
     judge: Any,
     questions: Sequence[str] | None = None,
@@ -94,25 +98,61 @@ def evaluate_configs(
     reporter: Reporter = Silent(),
 ) -> list[dict[str, Any]]:
     """Evaluate every config not already in results.jsonl; returns all rows for ``configs``."""
-    run = RunDir(Path(run_dir))
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     questions = list(questions or trait.steering_questions)
     extra = {
         "questions": questions,
         "max_new_tokens": max_new_tokens,
         "judge": getattr(judge, "name", str(judge)),
-        "model": lm.name,
+        "model": model_identity(lm),
     }
-    done = {r["config"]["id"]: r for r in read_jsonl(run.steering_results)}
-    todo = [c for c in configs if c.key(extra) not in done]
-    vsets: dict[tuple[str, str], VectorSet] = {}
-    for c in todo:
-        if not c.baseline and (c.site, c.method) not in vsets:
-            vs = find_vectors(run_dir, c.site, c.method)
+    vsets: dict[tuple[str, str, str], VectorSet] = {}
+    for c in configs:
+        if not c.baseline and _vkey(c) not in vsets:
+            vs = load_run_vectors(run, c.site, c.method, c.position)
             vs.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(c.site), lm.name)
-            vsets[(c.site, c.method)] = vs
+            vsets[_vkey(c)] = vs
+    # a cached result counts only for the exact vector file it was made with
+    keys = {c: c.key({**extra, "vectors": None if c.baseline else vsets[_vkey(c)].file_id}) for c in configs}
+    with locked(run.root):
+        done = {r["config"]["id"]: r for r in read_jsonl(run.steering_results)}
+        todo = [c for c in configs if keys[c] not in done]
+        _generate_and_score(
+            lm, trait, run, todo, keys, vsets, judge, questions, extra, max_new_tokens, batch_size, reporter, done
+        )
+    rows = [done[keys[c]] for c in configs]
+    base = next((r for r in rows if r["config"]["baseline"]), None)
+    for r in rows:
+        r["delta"] = (
+            None
+            if base is None or r["trait_mean"] is None or base["trait_mean"] is None
+            else r["trait_mean"] - base["trait_mean"]
+        )
+    return rows
+
+
+def _vkey(c: SteerConfig) -> tuple[str, str, str]:
+    return (c.position, c.site, c.method)
+
+
+def _generate_and_score(
+    lm: LoadedModel,
+    trait: Trait,
+    run: RunDir,
+    todo: Sequence[SteerConfig],
+    keys: dict[SteerConfig, str],
+    vsets: dict[tuple[str, str, str], VectorSet],
+    judge: Any,
+    questions: list[str],
+    extra: dict[str, Any],
+    max_new_tokens: int,
+    batch_size: int,
+    reporter: Reporter,
+    done: dict[str, dict[str, Any]],
+) -> None:
     sign = _direction_sign(trait)
     prompt_ids = [lm.prompt_ids(q) for q in questions]
-    rows_in = [(p, terms_for(c, vsets.get((c.site, c.method)), sign)) for c in todo for p in prompt_ids]  # type: ignore[arg-type]
+    rows_in = [(p, terms_for(c, vsets.get(_vkey(c)), sign)) for c in todo for p in prompt_ids]  # type: ignore[arg-type]
     advance = reporter.stage("steered answers", len(rows_in))
     answers = generate_rows(lm, rows_in, SamplingConfig(max_new_tokens=max_new_tokens), batch_size, on_batch=advance)
     # score and append config by config, so an interruption keeps what was finished
@@ -121,10 +161,11 @@ def evaluate_configs(
         pairs = list(zip(questions, ans, strict=True))
         t_scores = judge.score_trait(trait, pairs)
         c_scores = judge.score_coherence(pairs)
-        vset = vsets.get((c.site, c.method))
+        vset = vsets.get(_vkey(c))
         coefs = {str(t.layer): float(t.coef) for t in terms_for(c, vset, sign)} if vset else {}
         row = {
-            "config": {**asdict(c), "layers": list(c.layers), "id": c.key(extra), "coefs": coefs, "label": c.label()},
+            "config": {**asdict(c), "layers": list(c.layers), "id": keys[c], "coefs": coefs, "label": c.label()},
+            "vectors": None if vset is None else {"file": str(vset.source), "sha": vset.file_id},
             "judge": extra["judge"],
             "model": lm.name,
             "trait_mean": _mean([s.value for s in t_scores]),
@@ -138,15 +179,6 @@ def evaluate_configs(
         }
         append_jsonl(run.steering_results, [row])
         done[row["config"]["id"]] = row
-    rows = [done[c.key(extra)] for c in configs]
-    base = next((r for r in rows if r["config"]["baseline"]), None)
-    for r in rows:
-        r["delta"] = (
-            None
-            if base is None or r["trait_mean"] is None or base["trait_mean"] is None
-            else r["trait_mean"] - base["trait_mean"]
-        )
-    return rows
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -176,6 +208,7 @@ def search_ratios(
     steps: int = 4,
     factor: float = 1.6,
     floor: float = 75.0,
+    position: str = DEFAULT_POSITION,
     **kw: Any,
 ) -> list[dict[str, Any]]:
     """Per layer: start at ``start``; move up by ``factor`` while coherence stays >= ``floor``,
@@ -184,10 +217,12 @@ def search_ratios(
     check_ratio(start)
     ratios = dict.fromkeys(layers, start)
     factors = dict.fromkeys(layers, factor)
-    baseline = SteerConfig(method, site, (), baseline=True)
+    baseline = SteerConfig(method, site, (), baseline=True, position=position)
     rows = evaluate_configs(lm, trait, run_dir, [baseline], judge, **kw)
     for _ in range(steps):
-        configs = [SteerConfig(method, site, (layer,), ratio=round(ratios[layer], 4)) for layer in layers]
+        configs = [
+            SteerConfig(method, site, (layer,), ratio=round(ratios[layer], 4), position=position) for layer in layers
+        ]
         new = evaluate_configs(lm, trait, run_dir, [baseline, *configs], judge, **kw)[1:]
         rows.extend(new)
         for layer, r in zip(layers, new, strict=True):

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from traitscope.jsonl import read_jsonl  # noqa: F401  (re-exported: store is where run files are read)
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
@@ -67,24 +69,3 @@ def repair_jsonl(path: Path) -> None:
             return
         data = path.read_bytes()
         f.truncate(data.rfind(b"\n") + 1)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file, skipping a torn final line; a corrupt line elsewhere is an error."""
-    from traitscope.errors import TraitscopeError
-
-    path = Path(path)
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    rows: list[dict[str, Any]] = []
-    for i, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines):  # torn last line (no newline after it): an interrupted append
-                break
-            raise TraitscopeError(f"{path}:{i}: corrupt JSON line; delete the line or the file to redo it") from None
-    return rows

@@ -34,6 +34,7 @@ class Provenance:
     sign_convention: str = "positive projection = more of the trait"
     unit_norm: bool = True
     tool_version: str = ""
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # the run's: model identity, trait hash, settings
 
 
 @dataclass
@@ -42,6 +43,16 @@ class VectorSet:
 
     vectors: dict[int, torch.Tensor]
     provenance: Provenance
+    source: Path | None = None  # the file it was loaded from
+
+    @property
+    def file_id(self) -> str | None:
+        """Content hash of the source file: cached results are keyed by the exact vectors used."""
+        if self.source is None:
+            return None
+        from traitscope.store.runs import file_id
+
+        return file_id(self.source)
 
     def __getitem__(self, layer: int) -> torch.Tensor:
         try:
@@ -90,4 +101,4 @@ def load_vectors(path: Path) -> VectorSet:
         prov = Provenance(**json.loads(meta["provenance"]))
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise TraitscopeError(f"{path}: not a traitscope vector file ({exc})") from None
-    return VectorSet(vectors, prov)
+    return VectorSet(vectors, prov, path)

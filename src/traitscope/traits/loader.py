@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from traitscope.errors import TraitscopeError
+from traitscope.jsonl import parse_jsonl, read_text
 from traitscope.traits.schema import (
     DIRECTIONS,
     ELICITATIONS,
@@ -73,18 +74,6 @@ def load_trait(name_or_path: str | Path) -> Trait:
     return trait
 
 
-def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise TraitscopeError(f"{path}: file is missing")
-    try:
-        return path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise TraitscopeError(f"{path}:{line}: not valid UTF-8 (byte {exc.start})") from None
-    except OSError as exc:
-        raise TraitscopeError(f"{path}: cannot read ({exc.strerror})") from None
-
-
 def _need_str(obj: dict[str, Any], key: str, where: str, optional: bool = False) -> str | None:
     if key not in obj or obj[key] is None:
         if optional:
@@ -105,7 +94,7 @@ def _one_of(value: str, valid: tuple[str, ...], key: str, where: str) -> str:
 def _load_traitscope(path: Path) -> Trait:
     yaml_path = path / "trait.yaml"
     try:
-        meta = yaml.safe_load(_read_text(yaml_path))
+        meta = yaml.safe_load(read_text(yaml_path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -146,18 +135,7 @@ def _questions(raw: Any, where: str) -> list[str]:
 
 
 def _parse_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    rows: list[tuple[int, dict[str, Any]]] = []
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TraitscopeError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise TraitscopeError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        rows.append((lineno, obj))
-    return rows
+    return parse_jsonl(path, '{"id": "a1", "polarity": "positive", "prompt": "..."}')
 
 
 def _read_scenarios(path: Path) -> list[Scenario]:
@@ -177,14 +155,14 @@ def _read_scenarios(path: Path) -> list[Scenario]:
         if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
             raise TraitscopeError(f"{where}: field 'tags' must map strings to strings")
         scenarios.append(
-            Scenario(str(sid), polarity, prompt, system or None, None if pair is None else str(pair), dict(tags))
+            Scenario(str(sid), polarity, prompt, system or None, None if pair is None else str(pair), dict(tags), where)
         )
     return scenarios
 
 
 def _load_trait_interp(path: Path) -> Trait:
     definition = path / "definition.txt"
-    description = _read_text(definition).strip() if definition.exists() else ""
+    description = read_text(definition).strip() if definition.exists() else ""
     scenarios: list[Scenario] = []
     for polarity, short in (("positive", "pos"), ("negative", "neg")):
         txt, jsonl = path / f"{polarity}.txt", path / f"{polarity}.jsonl"
@@ -194,10 +172,12 @@ def _load_trait_interp(path: Path) -> Trait:
             )
         n = 0
         if txt.exists():
-            for lineno, line in enumerate(_read_text(txt).splitlines(), start=1):
+            for lineno, line in enumerate(read_text(txt).splitlines(), start=1):
                 if line.strip():
                     n += 1
-                    scenarios.append(Scenario(f"{short}-txt-{lineno:04d}", polarity, line.strip()))
+                    scenarios.append(
+                        Scenario(f"{short}-txt-{lineno:04d}", polarity, line.strip(), source=f"{txt}:{lineno}")
+                    )
         if jsonl.exists():
             for lineno, obj in _parse_jsonl(jsonl):
                 where = f"{jsonl}:{lineno}"
@@ -205,13 +185,15 @@ def _load_trait_interp(path: Path) -> Trait:
                 if not prompt.strip():
                     raise TraitscopeError(f"{where}: field 'prompt' is empty")
                 system = _need_str(obj, "system_prompt", where, optional=True)
-                scenarios.append(Scenario(f"{short}-jsonl-{lineno:04d}", polarity, prompt, system or None))
+                scenarios.append(
+                    Scenario(f"{short}-jsonl-{lineno:04d}", polarity, prompt, system or None, source=where)
+                )
     steering_path = path / "steering.json"
     questions: list[str] = []
     direction = "positive"
     if steering_path.exists():
         try:
-            steering = json.loads(_read_text(steering_path))
+            steering = json.loads(read_text(steering_path))
         except json.JSONDecodeError as exc:
             raise TraitscopeError(f"{steering_path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
         if not isinstance(steering, dict):
@@ -228,14 +210,21 @@ def _load_trait_interp(path: Path) -> Trait:
 
 def _check_trait(trait: Trait, path: Path) -> None:
     where = path / ("trait.yaml" if trait.source_format == "traitscope" else "")
-    seen: set[str] = set()
+    seen: dict[str, Scenario] = {}
     for s in trait.scenarios:
         if s.id in seen:
-            raise TraitscopeError(f"{path}: duplicate scenario id {s.id!r}")
-        seen.add(s.id)
+            raise TraitscopeError(
+                f"{seen[s.id].source or path} and {s.source or path}: duplicate scenario id {s.id!r}; ids must be unique"
+            )
+        seen[s.id] = s
     for polarity, n in trait.counts().items():
         if n < MIN_PER_CLASS:
-            raise TraitscopeError(f"{path}: {n} {polarity} scenario(s); each class needs at least {MIN_PER_CLASS}")
+            files = sorted({(s.source or str(path)).rsplit(":", 1)[0] for s in trait.scenarios}) or [str(path)]
+            lines = [s.source.rsplit(":", 1)[1] for s in trait.scenarios if s.polarity == polarity and s.source]
+            at = f" (line{'s' if len(lines) > 1 else ''} {', '.join(lines)})" if lines else ""
+            raise TraitscopeError(
+                f"{', '.join(files)}: {n} {polarity} scenario(s){at}; each class needs at least {MIN_PER_CLASS}"
+            )
     if len(trait.steering_questions) < MIN_STEERING_QUESTIONS:
         raise TraitscopeError(
             f"{where}: {len(trait.steering_questions)} steering question(s); at least {MIN_STEERING_QUESTIONS} are needed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ class Scenario:
     system: str | None = None
     pair: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    source: str | None = field(default=None, compare=False)  # "file:line" it was read from
 
     @property
     def label(self) -> int:
@@ -33,6 +36,11 @@ class Scenario:
     def group(self) -> str:
         """Cross-validation group: both halves of a minimal pair stay on one side of a split."""
         return self.pair or self.id
+
+    def fingerprint(self, raw: bool = False) -> str:
+        """Hash of everything a rollout of this scenario depends on (text, system, polarity, template)."""
+        blob = json.dumps([self.id, self.polarity, self.prompt, self.system, self.pair, raw], ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,20 @@ class Trait:
 
     def tag_names(self) -> list[str]:
         return sorted({k for s in self.scenarios for k in s.tags})
+
+    def fingerprint(self) -> str:
+        """Content hash of the trait's files (or, for a trait built in code, of its fields)."""
+        h = hashlib.sha256()
+        files = sorted(p for p in self.path.rglob("*") if p.is_file()) if self.path and self.path.is_dir() else []
+        for f in files:
+            h.update(f.relative_to(self.path).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")  # type: ignore[arg-type]
+        if not files:
+            h.update(
+                json.dumps(
+                    [self.name, self.description, self.template, [s.fingerprint() for s in self.scenarios]]
+                ).encode()
+            )
+        return h.hexdigest()[:16]
 
     def subset(self, keep: list[Scenario]) -> Trait:
         from dataclasses import replace

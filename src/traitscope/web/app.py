@@ -30,6 +30,7 @@ from starlette.datastructures import MutableHeaders
 from traitscope.errors import TraitscopeError
 from traitscope.models.loader import LoadedModel
 from traitscope.report.data import NO_STEERING, extraction_grids, steering_grids
+from traitscope.store.layout import RunDir
 from traitscope.web.files import OutsideRoot, RunRoot, plain_name, read_json, read_jsonl
 from traitscope.web.live import MAX_PROMPT_CHARS, LiveEngine, LiveRequest, sse
 
@@ -126,12 +127,12 @@ def create_app(
         for m in root.models():
             traits = []
             for t in root.traits(m):
-                d = root.path(m, t)
+                d = RunDir(root.path(m, t))
                 traits.append(
                     {
                         "name": t,
-                        "evaluation": (d / "evaluation.json").is_file(),
-                        "steering": (d / "steering" / "results.jsonl").is_file(),
+                        "evaluation": d.evaluation.is_file(),
+                        "steering": d.steering_results.is_file(),
                         "vectors": len(root.vector_files(m, t)),
                     }
                 )
@@ -152,7 +153,7 @@ def create_app(
         d = _trait_dir(model, trait)
         if isinstance(d, JSONResponse):
             return d
-        read = read_json(d / "evaluation.json", f"{model}/{trait}/evaluation.json")
+        read = read_json(RunDir(d).evaluation, f"{model}/{trait}/evaluation.json")
         out: dict[str, Any] = {"model": model, "trait": trait, "problems": list(read.problems), "available": False}
         if isinstance(read.data, dict):
             try:
@@ -173,7 +174,7 @@ def create_app(
         d = _trait_dir(model, trait)
         if isinstance(d, JSONResponse):
             return d
-        path = d / "steering" / "results.jsonl"
+        path = RunDir(d).steering_results
         if not path.is_file():
             return {"model": model, "trait": trait, "present": False, "message": NO_STEERING, "problems": []}
         read = read_jsonl(path, f"{model}/{trait}/steering/results.jsonl")

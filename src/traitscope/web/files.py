@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from traitscope.store.layout import RunDir
+
 MAX_FILE_BYTES = 64 * 1024 * 1024  # larger run files are reported, not read
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+=-]{0,199}$")  # no leading dot, no separators
 RESERVED = {"monitor"}  # model-level folder of multi-trait traces, not a trait
@@ -76,7 +78,6 @@ class RunRoot:
         base = self.path(model)
         if not base.is_dir():
             return []
-        marks = ("evaluation.json", "vectors", "steering", "rollouts.jsonl", "monitor")
         return sorted(
             p.name
             for p in base.iterdir()
@@ -84,7 +85,7 @@ class RunRoot:
             and _SEGMENT.match(p.name)
             and p.is_dir()
             and self._inside(p)
-            and any((p / m).exists() for m in marks)
+            and any(m.exists() for m in RunDir(p).markers())
         )
 
     def traces(self, model: str) -> list[dict[str, str]]:
@@ -110,7 +111,7 @@ class RunRoot:
         return out
 
     def vector_files(self, model: str, trait: str) -> list[dict[str, str]]:
-        base = self.path(model, trait, "vectors")
+        base = RunDir(self.path(model, trait)).vectors_dir
         return [
             {"position": p.parent.parent.name, "site": p.parent.name, "method": p.stem, "path": self.relative(p)}
             for p in sorted(base.glob("*/*/*.safetensors"))

@@ -144,7 +144,8 @@ class LiveEngine:
         return steer(lm, SteeringSpec(terms=terms))
 
     def _work(self, slug: str, req: LiveRequest, out: queue.Queue) -> None:
-        from traitscope.monitor import GenerationConfig, load_bank, stream_prompt
+        from traitscope.generation import SamplingConfig
+        from traitscope.monitor import load_bank, stream_prompt
         from traitscope.prompts import Prompt
 
         if not self.lock.acquire(timeout=BUSY_WAIT_S):
@@ -159,7 +160,7 @@ class LiveEngine:
             bank = load_bank(lm, self.root.root, req.traits, req.site, req.method, req.position, layers, slug)
             out.put(("meta", _meta(bank, req)))
             with self._steering(lm, slug, req):
-                for ev in stream_prompt(lm, Prompt("live", req.prompt), bank, GenerationConfig(req.max_new_tokens)):
+                for ev in stream_prompt(lm, Prompt("live", req.prompt), bank, SamplingConfig(req.max_new_tokens)):
                     out.put(("done" if ev.get("done") else "token", ev))
         except TraitscopeError as exc:
             out.put(("error", {"message": str(exc)}))

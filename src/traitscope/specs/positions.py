@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from traitscope.errors import TraitscopeError
 
 _SPEC = re.compile(r"^(prompt|response|all)(?:\[(-?\d*)(:?)(-?\d*)\])?$")
+_SLUG = re.compile(r"^(prompt|response|all)_(?:(all)|(-?\d+)|(-?\d*)to(-?\d*))$")
+DEFAULT_POSITION = "response[:]"
 _VALID = "valid: 'response[:]', 'response[:5]', 'prompt[-1]', 'prompt[:]', 'all[:]'"
 
 
@@ -39,12 +41,19 @@ class Position:
 
     @property
     def slug(self) -> str:
-        """A file-system friendly name, e.g. ``response[:5]`` -> ``response_0-5``."""
+        """A file-system name, unique per spec and reversible (:func:`position_from_slug`).
+
+        One token: ``prompt[-1]`` -> ``prompt_-1``. Slices spell ``to`` for the colon:
+        ``response[:5]`` -> ``response_to5``, ``response[-5:]`` -> ``response_-5to``,
+        ``response[2:5]`` -> ``response_2to5``; the whole region ``response[:]`` -> ``response_all``.
+        """
         if self.index is not None:
             return f"{self.region}_{self.index}"
+        if self.start is None and self.stop is None:
+            return f"{self.region}_all"
         a = "" if self.start is None else str(self.start)
         b = "" if self.stop is None else str(self.stop)
-        return f"{self.region}_{a}-{b}" if (a or b) else f"{self.region}_all"
+        return f"{self.region}_{a}to{b}"
 
     def select(self, prompt_len: int, response_len: int) -> list[int]:
         """Token indices (into the concatenated prompt+response) this spec selects; may be empty."""
@@ -77,4 +86,19 @@ def parse_position(spec: str | Position) -> Position:
         if not a or b:
             raise TraitscopeError(f"position spec {spec!r} is malformed; {_VALID}")
         return Position(region, index=int(a))
+    return Position(region, start=int(a) if a else None, stop=int(b) if b else None)
+
+
+def position_from_slug(slug: str) -> Position:
+    """The inverse of :attr:`Position.slug` (directory name -> position)."""
+    m = _SLUG.match(slug)
+    if not m:
+        raise TraitscopeError(
+            f"{slug!r} is not a position folder name (e.g. 'response_all', 'prompt_-1', 'response_to5')"
+        )
+    region, whole, index, a, b = m.groups()
+    if whole:
+        return Position(region)
+    if index is not None:
+        return Position(region, index=int(index))
     return Position(region, start=int(a) if a else None, stop=int(b) if b else None)
