@@ -217,3 +217,32 @@ def diff(
         for layer, v in by_layer.items():
             console.print(f"  {t} L{layer}: mean finetuned - base over the response {v:+.3f}")
     console.print(f"diff trace [bold]{path}[/], plot {png}; dashboard: traitscope view {run_root} (Diff)")
+
+
+def register_reproduce() -> None:
+    """`traitscope reproduce finetune`: one sub-command on the reproduce group."""
+    from traitscope.cli.reproduce_cmd import _command_line, reproduce_app
+
+    @reproduce_app.command("finetune")
+    def reproduce_finetune(
+        quick: bool = typer.Option(False, "--quick", help="The quick profile (a smoke test of every claim)."),
+        out: Path = typer.Option(Path("runs/reproduce/finetune"), "--out", help="Runs, adapters and results."),
+        model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
+        report: Path = typer.Option(Path("docs/REPRODUCTION.md"), "--report", help="Report whose section is replaced."),
+        json_out: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """At least 8 LoRA finetunes: finetuning shift vs judged behaviour, screening AUROC, preventative
+        steering, neutral control, base-vs-finetuned dynamics; writes the `finetune` section of the report."""
+        from traitscope.progress import rich_reporter
+        from traitscope.reproduce.finetune import FULL, QUICK, publish, run
+
+        with rich_reporter() as rep:
+            results = run(QUICK if quick else FULL, out, model, rep, command=_command_line())
+        paths = publish(results, report)
+        if json_out:
+            emit_json(results["summary"] | {"screening": results["screening"]})
+            return
+        console.print(f"finetune section written to [bold]{paths['report']}[/]")
+
+
+register_reproduce()

@@ -13,7 +13,16 @@ from traitscope.steering import SteeringSpec, SteerTerm, build_terms
 from traitscope.store import RunDir, VectorSet
 from traitscope.store.runs import load_run_vectors
 
-POSITION = "response[:]"  # the vectors the finetuning tools read (extracted on the model's own answers)
+POSITION = "response[:]"  # preferred: vectors extracted on the model's own answers (Persona Vectors)
+
+
+def run_position(run: RunDir) -> str:
+    """The position whose vectors the finetuning tools read: ``response[:]`` when the run has it,
+    else the run's only (first) position, e.g. ``prompt[-1]`` where answers do not separate."""
+    have = [str(p) for p in run.vector_positions()]
+    if not have:
+        raise TraitscopeError(f"{run.root}: no vectors; run `traitscope extract` first")
+    return POSITION if POSITION in have else have[0]
 
 
 def trait_vectors(
@@ -25,9 +34,10 @@ def trait_vectors(
         raise TraitscopeError(
             f"no run for trait {trait!r} at {run.root}; run `traitscope extract {trait} --model {lm.name}`"
         )
-    vset = load_run_vectors(run, site, method, POSITION)
+    position = run_position(run)
+    vset = load_run_vectors(run, site, method, position)
     vset.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(site), lm.name)
-    return vset, best_layer(run, site, method, POSITION)
+    return vset, best_layer(run, site, method, position)
 
 
 def bank_for(
