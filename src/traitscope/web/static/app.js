@@ -496,7 +496,7 @@ async function showDiff(body, path) {
   const first = delta.length ? Object.entries(g.delta)[0] : null;
   const describe = (i) => `#${i} ${JSON.stringify(g.tokens[i])}\n${delta.map((x) => `${x.label.split(" (")[0]}: ${fmt(x.values[i])}`).join("\n")}`;
   body.replaceChildren(
-    h("p", {}, h("b", { text: g.prompt }), h("span", { class: "legend", text: `  ${g.model} vs + ${g.adapter} · ${g.site} · the finetuned answer read by both models` })),
+    h("p", {}, h("b", { text: g.prompt }), h("span", { class: "legend", text: `  ${g.model} vs + ${g.adapter || "(no adapter)"} · ${g.site} · the finetuned answer read by both models` })),
     first ? tokenView(g.tokens, first[1][Object.keys(first[1])[0]], 0, g.boundary, skip, describe) : h("span"),
     lineChart({ series: both, tokens: g.tokens, boundary: g.boundary, skip, id: "diff-both" }),
     lineChart({ series: delta, tokens: g.tokens, boundary: g.boundary, skip, yLabel: "finetuned − base", id: "diff-delta" }));
