@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from traitscope.cli.app import app, console, emit_json
+from traitscope.cli.common import ADAPTER_OPT
 from traitscope.models.registry import DEFAULT_MODEL
 
 
@@ -146,6 +147,7 @@ def screen(
     ),
     traits: str = typer.Option(..., "--traits", "-t", help="Comma-separated extracted traits."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="The model you are about to finetune."),
+    adapter: Path | None = ADAPTER_OPT,
     run_root: Path = typer.Option(Path("runs"), "--run-root", help="Holds <model>/<trait>/ run directories."),
     max_examples: int | None = typer.Option(None, "--max-examples", help="Screen the first N lines only."),
     max_new_tokens: int = typer.Option(48, "--max-new-tokens", min=1, max=1024),
@@ -162,7 +164,7 @@ def screen(
     names = split_list(traits, "traits")
     convs = load_conversations(data, max_examples)
     with console.status(f"loading {model}"):
-        lm = load_model(model)
+        lm = load_model(model, adapter=adapter)
     with console.status(f"screening {len(convs)} samples"):
         result = run_screen(lm, convs, run_root, names, max_new_tokens)
     if json_out:
