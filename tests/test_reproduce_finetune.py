@@ -40,7 +40,7 @@ RESULTS = {
         _ft("gloomy-50", "optimism", -1, None, (-3.0, -8.0), (0.0, 0.0)),
         _ft("neutral", None, 0, None, (0.2, 0.5), (-0.1, 0.5)),
         _ft("flattering-100", "sycophancy", 1, None, (0.5, 1.0), (4.0, 20.0)),
-        _ft("gloomy-100-steered", "optimism", -1, -1.0, (-1.0, -4.0, 80.0), (0.0, 0.0)),
+        _ft("gloomy-100-steered", "optimism", -1, -1.0, (3.0, -4.0, 80.0), (0.0, 0.0)),
         _ft("flattering-100-steered", "sycophancy", 1, 1.0, (0.0, 0.0), (3.0, 15.0, 70.0)),
     ],
 }
@@ -85,6 +85,7 @@ def test_report_states_every_finding_and_the_limits():
     text = render(results, {"scatter": "a.png", "dynamics": "b.png"})
     assert "r between the `prompt[-1]` shift" in text and "AUROC 0.900" in text and "**holds**" in text
     assert "32B" in text and "Preventative steering (optimism" in text and "Neutral control" in text
+    assert "learnt an offset against the training-time push" in text  # gloomy-100-steered: +3.0 against -5.0
     assert "optimism at `response[:]`, sycophancy at `prompt[-1]`" in text
 
 

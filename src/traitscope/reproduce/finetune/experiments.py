@@ -73,7 +73,8 @@ class Evaluator:
 
         self.base, self.root, self.profile = base, root, profile
         self.questions = {t: load_trait(t).steering_questions[: profile.n_questions] for t in TRAITS}
-        self.judges = {t: get_judge("default", load_trait(t), RunDir.of(base.slug, t, root).root, base) for t in TRAITS}
+        # the embedding judge trains on each trait's own scenarios: a prompt[-1] run has no answers to learn from
+        self.judges = {t: get_judge("default", load_trait(t), None, base) for t in TRAITS}
         self.base_text = {t: self._text(base, q) for t, q in self.questions.items()}
 
     def _text(self, lm: LoadedModel, prompts: list[str]) -> list[str]:

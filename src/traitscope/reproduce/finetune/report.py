@@ -14,7 +14,12 @@ LIMITS = (
     "SmolLM2-135M has no coherent persona to flip, so here a finetune moves the trait it was trained on and "
     "nothing broader is tested. The judges are offline (VADER lexicon for optimism, an embedding classifier "
     "for sycophancy, perplexity-based coherence), not the GPT-4-class judges of Persona Vectors; with a dozen "
-    "questions per trait and 6 finetunes per correlation, each r has wide error bars."
+    "questions per trait and 6 finetunes per correlation, each r has wide error bars. The coherence judge gives "
+    "~100 to nearly every short answer here, so the coherence floor is not a real constraint in this run. The "
+    "sycophancy vectors come from `prompt[-1]` (the instruction contrast lives in the system prompt): at "
+    "`response[:]` SmolLM2-135M's answers barely differ between the sycophantic and the frank system prompt "
+    "(probe CV AUROC 0.66, polarity flipped), and its sycophancy judge is an embedding classifier trained on "
+    "the scenario prompts, so the sycophancy rows test the tooling more than the claim."
 )
 
 
@@ -66,14 +71,21 @@ def _findings(results: dict[str, Any]) -> str:
             f"- **Preventative steering ({t}, {p['set']}, ratio {p['ratio']:+g})**: judged gain {p['gain_plain']:+.1f} "
             f"without, {p['gain_steered']:+.1f} with `--steer-train` (coherence {_f(p['coherence_steered'], '.1f')} vs "
             f"{_f(p['coherence_plain'], '.1f')}); target: at most {GAIN_RATIO_MAX:.0%} of the gain at coherence ≥ "
-            f"{COHERENCE_MIN:.0f}: {_verdict(p['holds'])}."
+            f"{COHERENCE_MIN:.0f}: {_verdict(p['holds'])}. The steered adapter's own `prompt[-1]` shift along {t} is "
+            f"{p['shift_steered']:+.1f} (unsteered {p['shift_plain']:+.1f})"
+            + (
+                ": it learnt an offset against the training-time push, so the behaviour stays near the base model "
+                "once the steering is removed, while the activations move the other way."
+                if p["shift_steered"] * p["shift_plain"] < 0
+                else "."
+            )
         )
     ctl = s["controls"].get("neutral", {})
     if ctl:
         parts = [f"{t} {c['shift']:+.3f} vs random p95 {c['random_p95']:.3f}" for t, c in ctl.items()]
         out.append(
-            f"- **Neutral control**: shift {'; '.join(parts)}: "
-            f"{_verdict(all(c['within'] for c in ctl.values()))} (inside the random-direction baseline)."
+            f"- **Neutral control**: shift {'; '.join(parts)}; target: every |shift| inside the random-direction "
+            f"baseline: {_verdict(all(c['within'] for c in ctl.values()))}."
         )
     return "\n".join(out)
 

@@ -56,7 +56,9 @@ def preventative(results: dict[str, Any]) -> dict[str, Any]:
         ok = g_plain > 0 and g_steer <= GAIN_RATIO_MAX * g_plain and coh is not None and coh >= COHERENCE_MIN
         out[t] = {"set": plain["name"], "ratio": steered["steer"], "gain_plain": round(g_plain, 2),
                   "gain_steered": round(g_steer, 2), "coherence_steered": coh,
-                  "coherence_plain": plain["traits"][t]["coherence"], "holds": ok}  # fmt: skip
+                  "coherence_plain": plain["traits"][t]["coherence"], "holds": ok,
+                  "shift_plain": plain["traits"][t]["shift"]["prompt_last"],
+                  "shift_steered": steered["traits"][t]["shift"]["prompt_last"]}  # fmt: skip
     return out
 
 
