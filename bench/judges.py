@@ -91,7 +91,9 @@ def bench_coherence(name: str, judge: Judge, rows: list[dict], limit: int | None
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-local", action="store_true", help="skip the rubric judge through SmolLM2 (slow on CPU)")
-    parser.add_argument("--serve-local", action="store_true", help="run the api judge against an in-process SmolLM2 server")
+    parser.add_argument(
+        "--serve-local", action="store_true", help="run the api judge against an in-process SmolLM2 server"
+    )
     parser.add_argument("--limit", type=int, default=None, help="at most N answers per label and trait (local/api)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = parser.parse_args()

@@ -24,7 +24,7 @@ import torch
 
 from traitscope.generation import SamplingConfig, generate_ids
 from traitscope.models import load_model
-from traitscope.monitor import GenerationConfig, VectorBank, generate_monitored
+from traitscope.monitor import VectorBank, generate_monitored
 
 PROMPTS = [
     "Write a short story about a lighthouse keeper who finds a message in a bottle.",
@@ -71,7 +71,7 @@ def main() -> None:
     full = bank_for(lm, 3, list(range(lm.n_layers)))
     minimal = bank_for(lm, 1, [lm.n_layers // 2])
     sampling = SamplingConfig(max_new_tokens=args.tokens)
-    gen = GenerationConfig(max_new_tokens=args.tokens)
+    gen = SamplingConfig(max_new_tokens=args.tokens)
 
     def plain() -> int:
         return sum(len(r) for r in generate_ids(lm, rows, sampling, batch_size=len(rows)))

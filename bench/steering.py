@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from traitscope.generation import SamplingConfig, left_pad
+from traitscope.generation import SamplingConfig
 from traitscope.models import load_model
 from traitscope.steering import SteeringSpec, SteerTerm, steer
 from traitscope.steering.sweep import generate_rows
@@ -30,14 +30,20 @@ def main() -> None:
     cfg = SamplingConfig(max_new_tokens=32)
     spec = SteeringSpec([SteerTerm("residual", layer, v, 2.0) for layer in (8, 10, 12)])
 
-    ids, mask = left_pad(prompts, lm.tokenizer.pad_token_id)
+    ids, mask = lm.left_pad(prompts)
 
     def run_fixed() -> int:
         # min_new_tokens = max_new_tokens: both runs generate exactly the same number of tokens,
         # so the ratio measures the hooks' cost, not where steering happens to stop a sentence
         with torch.inference_mode():
-            out = lm.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=32, min_new_tokens=32,
-                                    do_sample=False, pad_token_id=lm.tokenizer.pad_token_id)
+            out = lm.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=32,
+                min_new_tokens=32,
+                do_sample=False,
+                pad_token_id=lm.pad_id,
+            )
         return (out.shape[1] - ids.shape[1]) * out.shape[0]
 
     def plain() -> int:
@@ -59,8 +65,15 @@ def main() -> None:
     print(f"steered tokens/s: {s:.0f}")
     print(f"steer ratio: {s / p:.2f}")
 
-    questions = [lm.prompt_ids(q) for q in ("How do I learn to cook?", "Is it worth buying a house now?",
-                                             "What should I do this weekend?", "How will my exam go?")]
+    questions = [
+        lm.prompt_ids(q)
+        for q in (
+            "How do I learn to cook?",
+            "Is it worth buying a house now?",
+            "What should I do this weekend?",
+            "How will my exam go?",
+        )
+    ]
     configs = [[SteerTerm("residual", layer, v, coef)] for layer in (6, 9, 12, 15) for coef in (2.0, 4.0)]
     rows = [(q, c) for c in configs for q in questions]
     t = time.perf_counter()

@@ -48,8 +48,14 @@ def main() -> None:
     print(f"best coherence: {best['coherence_mean']:.1f}")
     layer = best["config"]["layers"][0]
     ratios = (0.2, 0.4, 0.6, 0.8, 1.0, 1.3, 1.6)
-    sweep = evaluate_configs(lm, trait, run, [SteerConfig("probe", "residual", (), baseline=True)]
-                             + [SteerConfig("probe", "residual", (layer,), ratio=r) for r in ratios], judge)
+    sweep = evaluate_configs(
+        lm,
+        trait,
+        run,
+        [SteerConfig("probe", "residual", (), baseline=True)]
+        + [SteerConfig("probe", "residual", (layer,), ratio=r) for r in ratios],
+        judge,
+    )
     breakdown = None
     for r, row in zip(ratios, sweep[1:], strict=True):
         print(f"layer {layer} ratio {r}: trait {row['trait_mean']:.1f} coherence {row['coherence_mean']:.1f}")
@@ -58,12 +64,23 @@ def main() -> None:
     print(f"breakdown ratio: {breakdown}")
     # the research log's multi-layer finding: spread the push over contiguous early-mid layers
     span = tuple(parse_layers("20%-33%", lm.n_layers))
-    multi = evaluate_configs(lm, trait, run, [SteerConfig("probe", "residual", (), baseline=True)]
-                             + [SteerConfig("probe", "residual", span, ratio=r, mode=m)
-                                for m in ("weighted", "orthogonal") for r in (0.3, 0.5)], judge)
+    multi = evaluate_configs(
+        lm,
+        trait,
+        run,
+        [SteerConfig("probe", "residual", (), baseline=True)]
+        + [
+            SteerConfig("probe", "residual", span, ratio=r, mode=m)
+            for m in ("weighted", "orthogonal")
+            for r in (0.3, 0.5)
+        ],
+        judge,
+    )
     for row in multi[1:]:
-        print(f"{row['config']['label']}: trait {row['trait_mean']:.1f} coherence {row['coherence_mean']:.1f} "
-              f"delta {row['delta']:.1f}")
+        print(
+            f"{row['config']['label']}: trait {row['trait_mean']:.1f} coherence {row['coherence_mean']:.1f} "
+            f"delta {row['delta']:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from traitscope.judges.coherence import CoherenceJudge
 from traitscope.judges.embedding import EmbeddingJudge
 from traitscope.judges.lexicon import LexiconJudge
 from traitscope.judges.local import LocalJudge, number_distribution, number_trie
-from traitscope.judges.prompts import coherence_prompt, integer_value, trait_prompt, weighted_score
+from traitscope.judges.prompts import MIN_MASS, coherence_prompt, integer_value, trait_prompt, weighted_score
 from traitscope.traits import load_trait
 
 BUNDLED_LABELLED = ("optimism", "refusal", "uncertainty", "formality", "sycophancy")
@@ -87,14 +87,14 @@ def test_prompts_carry_rubric_question_and_answer():
 def test_score_cache_persists_and_skips_torn_lines(tmp_path):
     path = tmp_path / "judge" / "api.jsonl"
     cache = ScoreCache(path)
-    key = cache_key("m", "prompt")
+    key = cache_key("http://a/v1", "m", "prompt")
     cache.put(key, Score(71.5, "integer mass 0.90"), "m")
-    cache.put(cache_key("m", "other"), Score(None, "integer tokens hold only 0.10 of the mass"), "m")
+    cache.put(cache_key("http://a/v1", "m", "other"), Score(None, "integer tokens hold only 0.10 of the mass"), "m")
     with path.open("a") as f:
         f.write('{"key": "torn", "val')  # a crash mid-append
     again = ScoreCache(path)
     assert again.get(key) == Score(71.5, "integer mass 0.90")
-    assert again.get(cache_key("m", "other")).value is None
+    assert again.get(cache_key("http://a/v1", "m", "other")).value is None
     assert again.get("torn") is None and len(again) == 2
     assert all(line.endswith("}") for line in path.read_text().splitlines()[:2])
 
@@ -174,7 +174,7 @@ def test_embedding_judge_trains_on_kept_rollouts(tmp_path):
     assert "rollouts.jsonl" in happy.reason
 
     (run / "rollouts.jsonl").write_text('{"polarity": "positive", "response": "ok"}\n{oops\n')
-    with pytest.raises(TraitscopeError, match=r"rollouts.jsonl:2: invalid JSON"):
+    with pytest.raises(TraitscopeError, match=r"rollouts.jsonl:2: corrupt JSON line"):
         EmbeddingJudge(run).score_trait(load_trait("optimism"), [("q", "a")])
 
 
@@ -254,12 +254,22 @@ def test_number_distribution_matches_brute_force(lm):
         assert got == pytest.approx(expected, rel=1e-3, abs=1e-9)
 
 
-def test_local_judge_scores_or_reports_mass(lm):
-    scores = LocalJudge(lm).score_trait(load_trait("optimism"), [("Will my town recover?", "Yes! It will thrive.")])
-    s = scores[0]
-    assert (s.value is not None and 0 <= s.value <= 100 and s.reason.startswith("integer mass")) or (
-        s.value is None and s.reason.startswith("integer tokens hold only")
-    )
+def test_local_judge_scores_and_reports_mass(lm):
+    """Both outcomes, each asserted where it happens: SmolLM2 puts 0.29 of its next-token mass on
+    integers for the hopeful answer (scored) and 0.23 for the gloomy one (below MIN_MASS 0.25)."""
+    trait = load_trait("optimism")
+    pairs = [
+        ("Will my town recover?", "Yes! It will thrive."),
+        ("Will my town recover?", "No. It is dying and will only get worse."),
+    ]
+    scored, unscored = LocalJudge(lm).score_trait(trait, pairs)
+    dist = number_distribution(lm, lm.prompt_ids(trait_prompt(trait, *pairs[0])))
+    mass = sum(p for _, p in dist)
+    assert mass >= MIN_MASS and scored.reason == f"integer mass {mass:.2f}"
+    assert scored.value == pytest.approx(sum(n * p for n, p in dist) / mass)
+    assert unscored.value is None and unscored.reason.startswith("integer tokens hold only 0.2")
+    # with no mass floor the same answer is scored
+    assert LocalJudge(lm, min_mass=0.0).score_trait(trait, pairs[1:])[0].value is not None
 
 
 # -- registry ---------------------------------------------------------------------------------

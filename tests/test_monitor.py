@@ -191,7 +191,7 @@ def test_vector_loading_errors(lm, run_root, tmp_path):
         load_bank(lm, run_root, ["optimism"], layers="20")
     with pytest.raises(TraitscopeError, match="no residual/ica vectors"):
         load_bank(lm, run_root, ["optimism"], method="ica")
-    with pytest.raises(TraitscopeError, match="evaluation.json: missing.*pass --layers"):
+    with pytest.raises(TraitscopeError, match="no evaluation.json.*pass --layers"):
         load_bank(lm, run_root, ["calm"])  # no evaluation.json: no default layer
     # vectors extracted on another model (gemma-3-270m: d=640, 18 layers)
     other = tmp_path / lm.slug / "foreign"

@@ -13,25 +13,15 @@ import torch
 
 from traitscope.errors import TraitscopeError
 from traitscope.extraction import ExtractConfig, extract
-from traitscope.reproduce import (
-    FAILS,
-    HOLDS,
-    UNTESTABLE,
-    WEAKER,
-    Check,
-    DetectionConfig,
-    Profile,
-    Rule,
-    balanced_subset,
-    combine,
-    publish,
-    replace_section,
-    run_detection,
-    write_section,
-)
-from traitscope.reproduce.crossmodel import base_to_instruct, fit_ridge_map, map_position, neutral_texts
-from traitscope.reproduce.experiments import _site_check
-from traitscope.reproduce.runs import load_run
+from traitscope.reproduce.common import Profile, Setup, balanced_subset
+from traitscope.reproduce.common.markdown import replace_section, write_section
+from traitscope.reproduce.common.ridge import fit_ridge_map, map_position, neutral_texts
+from traitscope.reproduce.common.runs import load_run
+from traitscope.reproduce.common.verdict import FAILS, HOLDS, INCONCLUSIVE, UNTESTABLE, WEAKER, Rule, combine
+from traitscope.reproduce.detection import publish, run
+from traitscope.reproduce.detection.experiments.base_to_instruct import base_to_instruct
+from traitscope.reproduce.detection.experiments.components import _site_check
+from traitscope.reproduce.detection.findings import check
 from traitscope.traits import load_trait
 from traitscope.traits.schema import Scenario, Trait
 
@@ -39,18 +29,19 @@ from traitscope.traits.schema import Scenario, Trait
 
 
 def test_rule_judges_both_directions():
-    up = Rule(0.9, 0.75)
-    assert [up.judge(v) for v in (0.95, 0.9, 0.8, 0.5)] == [HOLDS, HOLDS, WEAKER, FAILS]
-    down = Rule(0.02, 0.10, higher=False)
-    assert [down.judge(v) for v in (0.0, 0.05, 0.2)] == [HOLDS, WEAKER, FAILS]
-    assert up.describe() == "holds if ≥ 90.0%; weaker if ≥ 75.0%"
+    up = Rule(0.9, 0.75, unit="pct", margin=0.02)
+    assert [up.judge(v) for v in (0.95, 0.9, 0.8, 0.76, 0.5)] == [HOLDS, HOLDS, WEAKER, INCONCLUSIVE, FAILS]
+    assert up.judge(0.8, noise=0.1) == INCONCLUSIVE  # a measured noise wider than the margin widens it
+    down = Rule(0.02, 0.10, higher=False, unit="pct", margin=0.02)
+    assert [down.judge(v) for v in (0.0, 0.05, 0.09, 0.2)] == [HOLDS, WEAKER, INCONCLUSIVE, FAILS]
+    assert up.describe().startswith("holds if ≥ 90.0%; weaker if > 75.0% by more than the noise (at least 2.0%)")
 
 
 def test_finding_takes_its_worst_testable_check():
-    ok = Check("cross_lang_probe", "c", "99.6%", 0.97)
-    weak = Check("cross_lang_drop", "c", "0.4 pts", 0.10)
-    bad = Check("cross_lang_probe_minus_mean_diff", "c", "~50 pts", -0.02)
-    gone = Check("cross_lang_probe", "c", "99.6%", None, why_untestable="no data")
+    ok = check("cross_lang_probe", "c", "99.6%", 0.97)
+    weak = check("cross_lang_drop", "c", "0.4 pts", 0.10)
+    bad = check("cross_lang_probe_minus_mean_diff", "c", "~50 pts", -0.05)
+    gone = check("cross_lang_probe", "c", "99.6%", None, why_untestable="no data")
     assert (ok.verdict, weak.verdict, bad.verdict, gone.verdict) == (HOLDS, WEAKER, FAILS, UNTESTABLE)
     assert combine([ok, weak]) == WEAKER
     assert combine([ok, gone, bad]) == FAILS
@@ -245,12 +236,12 @@ def test_vector_carries_through_a_ridge_map_between_different_widths(toy, tmp_pa
 
 # --- smoke run on the bundled model ---------------------------------------------------------------
 
-TINY = Profile("tiny", "prompt[-1]", 32, folds=2, layer_step=14, max_pairs=6, n_random=10, neutral_cap=20)
+TINY = Profile("tiny", "prompt[-1]", 32, folds=2, layer_step=14, pairs=6, n_random=10, neutral_cap=20)
 
 
 def test_detection_smoke_on_the_bundled_model(lm, tmp_path):
-    cfg = DetectionConfig(profile=TINY, out=tmp_path / "out", traits=("optimism",), command="pytest smoke")
-    results = run_detection(cfg, load=lambda name: lm)
+    setup = Setup(out=tmp_path / "out", traits=("optimism",), command="pytest smoke", load=lambda name: lm)
+    results = run(TINY, setup)
     fs = results["findings"]
     methods = fs["methods"]["summary"]
     assert methods["probe"]["total"] == 3 and set(methods) == {
@@ -261,10 +252,19 @@ def test_detection_smoke_on_the_bundled_model(lm, tmp_path):
         "pca_diff",
         "random",
     }
-    assert fs["methods"]["verdict"] in (HOLDS, WEAKER, FAILS)
+    # 6 pairs read at the last prompt token: one of probe's 3 layers points the wrong way (1/3 polarity
+    # failures, against the log's 0/234) and probe ties mean_diff, so the methods finding does not hold
+    checks = {c["key"]: c for c in fs["methods"]["checks"]}
+    assert checks["probe_polarity_failures"]["ours"] == pytest.approx(1 / 3)
+    assert checks["probe_polarity_failures"]["verdict"] == FAILS and fs["methods"]["verdict"] == FAILS
+    # a tie is not a pass: the margin over the best other method sits within its bootstrap noise
+    assert abs(checks["probe_acc_margin"]["ours"]) < 1e-6 and checks["probe_acc_margin"]["noise"] > 0
+    assert checks["probe_acc_margin"]["verdict"] == INCONCLUSIVE
     dist = fs["cross_dist"]
     assert dist["matrices"]["probe"]["groups"] == ["institutional", "social"]
     assert len(dist["checks"]) == 2
+    # probe and mean_diff transfer equally across the two domains here: a gap of exactly 0 is inconclusive
+    assert dist["checks"][1]["ours"] == 0.0 and dist["verdict"] == INCONCLUSIVE
     # the traits this run left out make their findings untestable, with the reason
     assert fs["cross_lang"]["verdict"] == UNTESTABLE and "uncertainty" in fs["cross_lang"]["untestable_reasons"][0]
     assert fs["base_to_instruct"]["verdict"] == UNTESTABLE
@@ -277,7 +277,7 @@ def test_detection_smoke_on_the_bundled_model(lm, tmp_path):
     assert "(reproduction/detection-methods.png)" in text and written["methods"].is_file()
     assert "cannot test here" in text and "needs the trait uncertainty" in text
     # re-running resumes the extraction run (same rollouts file, no error about settings)
-    again = run_detection(cfg, load=lambda name: lm)
+    again = run(TINY, setup)
     assert again["findings"]["methods"]["summary"]["probe"]["total"] == 3
 
 

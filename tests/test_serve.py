@@ -53,6 +53,7 @@ def served(lm):
     with BackgroundServer(app) as server:
         server.counts = counts  # type: ignore[attr-defined]
         yield server
+    app.state.batcher.close()
 
 
 def _post(server, body: dict | bytes, **kw) -> httpx.Response:
@@ -80,7 +81,7 @@ def test_greedy_completion_and_real_logprobs(served, lm):
     body = _post(
         served,
         {
-            "model": "x",
+            "model": lm.name,
             "messages": [{"role": "user", "content": question}],
             "temperature": 0,
             "max_tokens": 8,
@@ -125,7 +126,9 @@ def test_seeded_sampling_repeats(served):
     [
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 65}, 400, "exceeds this server's cap of 64"),
         ({"messages": []}, 400, "messages"),
-        ({"messages": [{"role": "user", "content": "hi"}], "stream": True}, 400, "stream=true is not supported"),
+        ({"messages": [{"role": "user", "content": "hi"}], "model": "x"}, 404, "model 'x' is not served here"),
+        ({"messages": [{"role": "user", "content": "hi"}], "seed": 2**64}, 400, "seed"),
+        ({"messages": [{"role": "user", "content": "hi"}], "seed": -1}, 400, "seed"),
         ({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 30, "logprobs": True}, 400, "top_logprobs"),
         (b"{not json", 400, "not valid JSON"),
         (b"{" + b" " * 1_000_001 + b"}", 413, "exceeds 1000000 bytes"),
@@ -293,3 +296,24 @@ def test_api_judge_connection_refused(tmp_path):
     config = ApiConfig(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", timeout=0.5, max_tries=2, backoff=0.01)
     score = ApiJudge(config, cache=ScoreCache(tmp_path / "c.jsonl")).score_coherence([("q", "a")])[0]
     assert score.value is None and score.reason.startswith("judge request failed after 2 tries: connection failed")
+
+
+def test_api_judge_cache_is_keyed_by_endpoint(misbehaving, tmp_path):
+    """Two endpoints answering under the same model name never share cached scores (issue 10)."""
+    shared = tmp_path / "shared.jsonl"
+
+    def judge(mode: str) -> ApiJudge:
+        config = ApiConfig(base_url=f"{misbehaving.url}/{mode}/v1", api_key="k", model="judge", timeout=5, max_tries=1)
+        return ApiJudge(config, cache=ScoreCache(shared))
+
+    assert judge("ok").score_coherence([("q", "endpoint")])[0].value == pytest.approx(75.0)
+    before = misbehaving.counts["lowmass"]
+    other = judge("lowmass").score_coherence([("q", "endpoint")])[0]
+    assert other.value is None and other.reason == "integer tokens hold only 0.05 of the mass"
+    assert misbehaving.counts["lowmass"] - before == 1  # asked its own endpoint, not the cache
+    # each endpoint's own score is still a cache hit, and the file records where it came from
+    assert judge("ok").score_coherence([("q", "endpoint")])[0].value == pytest.approx(75.0)
+    assert {json.loads(line)["base_url"] for line in shared.read_text().splitlines()} == {
+        f"{misbehaving.url}/ok/v1",
+        f"{misbehaving.url}/lowmass/v1",
+    }

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -165,6 +166,7 @@ def site(lm, tmp_path_factory):
     app = create_app(root, loader=loader)
     with Server(app) as server:
         yield SimpleNamespace(
+            app=app,
             url=f"http://127.0.0.1:{server.port}",
             port=server.port,
             root=root,
@@ -187,19 +189,6 @@ def raw_get(port: int, path: str, headers: dict | None = None) -> tuple[int, str
     body = resp.read().decode("utf-8", "replace")
     conn.close()
     return resp.status, body
-
-
-def sse(url: str, params: dict) -> list[tuple[str, dict]]:
-    events, name = [], None
-    with httpx.stream("GET", url, params=params, timeout=180) as r:
-        assert r.status_code == 200, r.read()
-        assert r.headers["content-type"].startswith("text/event-stream")
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                name = line[len("event: ") :]
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line[len("data: ") :])))
-    return events
 
 
 # ---------------------------------------------------------------- JSON API over HTTP
@@ -275,8 +264,6 @@ def test_damaged_and_missing_files_are_reported_not_500(site):
         "/api/extraction/%2e%2e/outside",
         "/api/extraction/{slug}/..%2f..%2f..%2foutside",
         "/api/live/info/..%2f..%2foutside",
-        "/api/live/stream/{slug}?prompt=hi&traits=..%2f..%2f..%2foutside",
-        "/api/live/stream/{slug}?prompt=hi&traits=optimism&method=..%2f..%2f..%2f..%2foutside%2fsecret",
         "/static/..%2f..%2fapp.py",
         "/static/%2e%2e/%2e%2e/app.py",
         "/static/../app.py",
@@ -300,62 +287,117 @@ def test_request_size_caps_and_host_check(site):
     assert '<script src="/static/app.js">' in r.text and "http" not in r.text.split("<body>")[1]  # no CDN
 
 
+def live_chat(site, traitscope: dict, prompt: str = "Say something cheerful.", max_tokens: int = 6) -> list[dict]:
+    """The Live view's request: a streamed chat completion on the dashboard's serving endpoint."""
+    body = {
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "traitscope": traitscope,
+    }
+    chunks = []
+    with httpx.stream("POST", f"{site.url}/api/live/v1/{site.slug}/chat/completions", json=body, timeout=180) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                chunks.append(json.loads(line[len("data: ") :]))
+    return chunks
+
+
+def hooks_removed(lm, wait_s: float = 30.0) -> bool:
+    """The batch a request ran in detaches its hooks once every row is done (a row's answer can
+    arrive a moment before that)."""
+    deadline = time.monotonic() + wait_s
+    while active_hook_count(lm) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return active_hook_count(lm) == 0
+
+
+def _tokens(chunks: list[dict]) -> list[dict]:
+    return [c["traitscope"] for c in chunks if c.get("traitscope", {}).get("token_ids")]
+
+
 def test_live_stream_loads_the_model_lazily_and_streams_tokens(site):
     info = httpx.get(f"{site.url}/api/live/info/{site.slug}").json()
     assert site.loads == [] and info["loaded"] is False  # nothing loaded before the first generation
     assert {t["name"] for t in info["traits"]} == {"optimism", "calm"}
     assert info["traits"][0]["options"]["residual/probe"] == [4, 14]
-    params = {"prompt": "Say something cheerful.", "traits": "optimism", "layer": 14, "max_new_tokens": 6}
-    events = sse(f"{site.url}/api/live/stream/{site.slug}", params)
-    names = [e for e, _ in events]
-    assert names[0] == "status" and names[1] == "meta" and names[-1] == "done" and "error" not in names
-    tokens = [d for e, d in events if e == "token"]
-    done = events[-1][1]
-    assert len(tokens) == done["n_tokens"] and done["n_tokens"] > done["boundary"]
-    assert tokens[0]["region"] == "prompt" and tokens[-1]["region"] == "response"
-    assert all(set(t["projections"]["optimism"]) == {"14"} for t in tokens)
+    chunks = live_chat(site, {"monitor": {"traits": ["optimism"], "layers": "14"}})
+    tokens = _tokens(chunks)
+    final = next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"])
+    per_token = final["traitscope"]["trait_scores"]["optimism"]["per_token"]
+    assert len(tokens) == len(per_token) >= 1  # one chunk per token, as it is generated
+    assert [t["trait_scores"]["optimism"]["per_token"][0] for t in tokens] == per_token
+    assert all(t["trait_scores"]["optimism"]["layer"] == 14 for t in tokens)
     assert site.loads == [site.slug]
-    again = sse(f"{site.url}/api/live/stream/{site.slug}", params)
+    assert httpx.get(f"{site.url}/api/live/info/{site.slug}").json()["loaded"] is True
+    again = _tokens(live_chat(site, {"monitor": {"traits": ["optimism"], "layers": "14"}}))
     assert site.loads == [site.slug]  # loaded once, reused
-    assert [d["id"] for e, d in again if e == "token"] == [t["id"] for t in tokens]  # greedy: same tokens
-    assert active_hook_count(site.lm) == 0
-    bad = httpx.get(f"{site.url}/api/live/stream/{site.slug}", params={**params, "prompt": "   "})
-    assert bad.status_code == 400 and "empty" in bad.json()["error"]
-    bad = httpx.get(f"{site.url}/api/live/stream/{site.slug}", params={**params, "traits": "nosuch"})
-    error = [d for e, d in sse_events_of(bad)]
-    assert "no vectors for trait 'nosuch'" in error[-1]["message"]
+    assert [t["token_ids"] for t in again] == [t["token_ids"] for t in tokens]  # greedy: same tokens
+    assert hooks_removed(site.lm)
+    url = f"{site.url}/api/live/v1/{site.slug}/chat/completions"
+    bad = httpx.post(url, json={"messages": [], "stream": True}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "messages"
+    for trait, param in (
+        ("nosuch", "traitscope.monitor.traits[0]"),
+        ("../../../outside", "traitscope.monitor.traits[0]"),
+        ("evil", "traitscope.monitor.traits[0]"),
+    ):
+        body = {"messages": [{"role": "user", "content": "hi"}], "traitscope": {"monitor": {"traits": [trait]}}}
+        bad = httpx.post(url, json=body, timeout=30)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == param, bad.text
+        assert SECRET not in bad.text
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "traitscope": {"monitor": {"traits": ["optimism"], "method": "../../../../outside/secret"}},
+    }
+    bad = httpx.post(url, json=body, timeout=30)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "traitscope.monitor.method"
 
 
-def sse_events_of(response: httpx.Response) -> list[tuple[str, dict]]:
-    name, out = None, []
-    for line in response.text.splitlines():
-        if line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            out.append((name, json.loads(line[6:])))
-    return [(n, d) for n, d in out if n == "error"]
+def test_live_requests_queue_in_the_batcher(site):
+    """Concurrent Live requests are rows of the serving batcher, not threads waiting on a lock."""
+    live_chat(site, {"monitor": {"traits": ["optimism"]}}, max_tokens=1)  # the model is loaded
+    batcher = site.app.state.live.app.state.batcher
+    before = len(batcher.batches)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda p: _tokens(live_chat(site, {"monitor": {"traits": ["optimism"]}}, p, 4)),
+                ["Hi.", "Tell me a joke.", "Name a colour.", "What is two plus two?"],
+            )
+        )
+    assert all(results) and threading.active_count() < 50
+    sizes = batcher.batches[before:]
+    assert sum(sizes) == 4 and max(sizes) >= 2, sizes
 
 
 @pytest.mark.skipif(not steering_available(), reason="traitscope.steering is not importable: steering controls hidden")
 def test_live_steering_changes_what_the_monitor_reads(site):
-    params = {"prompt": "Describe your morning.", "traits": "optimism", "layer": 14, "max_new_tokens": 4}
-    plain = [d for e, d in sse(f"{site.url}/api/live/stream/{site.slug}", params) if e == "token"]
-    steered_events = sse(
-        f"{site.url}/api/live/stream/{site.slug}", {**params, "steer_trait": "optimism", "steer_layer": 4, "ratio": 1.0}
+    monitor = {"traits": ["optimism"], "layers": "14"}
+    plain = live_chat(site, {"monitor": monitor}, "Describe your morning.", 4)
+    steered = live_chat(
+        site,
+        {"monitor": monitor, "steer": [{"trait": "optimism", "layers": "4", "ratio": 1.0}]},
+        "Describe your morning.",
+        4,
     )
-    meta = next(d for e, d in steered_events if e == "meta")
-    assert meta["steering"] == {"trait": "optimism", "layer": 4, "ratio": 1.0}
-    steered = [d for e, d in steered_events if e == "token"]
-    # the push at layer 4 reaches layer 14 on the very first prompt tokens (the prompt is the same)
-    a = [t["projections"]["optimism"]["14"] for t in plain[:5]]
-    b = [t["projections"]["optimism"]["14"] for t in steered[:5]]
-    assert all(abs(x - y) > 1e-3 for x, y in zip(a[1:], b[1:], strict=True))
-    assert active_hook_count(site.lm) == 0
-    bad = httpx.get(
-        f"{site.url}/api/live/stream/{site.slug}",
-        params={**params, "steer_trait": "optimism", "steer_layer": 4, "ratio": 9},
-    )
-    assert bad.status_code == 400 and "ratio" in bad.json()["error"]
+    final = [
+        next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]) for chunks in (plain, steered)
+    ]
+    assert final[0]["traitscope"]["steered"] is False and final[1]["traitscope"]["steered"] is True
+    a = final[0]["traitscope"]["trait_scores"]["optimism"]["per_token"]
+    b = final[1]["traitscope"]["trait_scores"]["optimism"]["per_token"]
+    assert abs(a[0] - b[0]) > 1e-3  # the push at layer 4 reaches layer 14 on the first token
+    assert hooks_removed(site.lm)
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "traitscope": {"steer": [{"trait": "optimism", "layers": "4", "ratio": float("inf")}]},
+    }
+    bad = httpx.post(f"{site.url}/api/live/v1/{site.slug}/chat/completions", content=json.dumps(body), timeout=30)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "traitscope.steer[0].ratio"
 
 
 # ---------------------------------------------------------------- the views in a real browser
@@ -500,7 +542,7 @@ def test_live_view(page, site, output_dir):
         assert "steered: optimism L4 ratio 1" in page.locator("#live-status").inner_text()
         page.screenshot(path=str(output_dir / "web-live-steered.png"), full_page=True)
     assert page.errors == []
-    assert active_hook_count(site.lm) == 0
+    assert hooks_removed(site.lm)
 
 
 # ---------------------------------------------------------------- the `view` command
@@ -543,3 +585,22 @@ def test_view_command_serves_the_run_root_on_localhost(site, tmp_path):
             _, err = proc.communicate(timeout=60)
             lines = [line for line in err.splitlines() if line.strip()]
             assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], err
+
+
+def test_every_interface_keeps_the_host_check_and_warns(site, lm):
+    """`view --host 0.0.0.0` used to accept any Host header silently; now it warns and accepts only
+    this machine's names and addresses."""
+    app = create_app(site.root, loader=lambda slug: lm, host="0.0.0.0")
+    with Server(app) as server:
+        status, _ = raw_get(server.port, "/api/runs", {"Host": "evil.example"})
+        assert status == 421
+        status, _ = raw_get(server.port, "/api/runs", {"Host": f"{socket.gethostname()}:{server.port}"})
+        assert status == 200
+    with socket.socket() as busy:  # the command stops at the busy port, after its warning
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        proc = _cli(str(site.root), "--host", "0.0.0.0", "--port", str(busy.getsockname()[1]),
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        out, err = proc.communicate(timeout=60)
+    assert "warning: --host 0.0.0.0" in out and "answers only to Host" in out, out + err
+    assert proc.returncode == 2

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # a message is text, never markup ("ray[serve]")
 
 from traitscope.errors import TraitscopeError
 
@@ -40,7 +41,7 @@ def main() -> None:
     try:
         app()
     except TraitscopeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted; finished work is on disk and a re-run resumes from it")

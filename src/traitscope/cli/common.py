@@ -21,6 +21,23 @@ POSITION_OPT = typer.Option(
 )
 
 
+DEVICE_MAP_OPT = typer.Option(None, "--device-map", help="'auto': spread a model too big for one device (accelerate).")
+MAX_MEMORY_OPT = typer.Option(None, "--max-memory", help="Per-device caps for --device-map, e.g. '0=20GiB,cpu=60GiB'.")
+
+
+def load(model: str, device_map: str | None = None, max_memory: str | None = None, adapter: Path | None = None):
+    """The model, placed as --device-map/--max-memory say (checked before anything loads), with
+    --adapter merged in."""
+    from traitscope.models import load_model
+    from traitscope.models.placement import check_device_map, parse_max_memory
+
+    memory = parse_max_memory(max_memory)
+    extra = {} if adapter is None else {"adapter": adapter}
+    if device_map is None and memory is None:
+        return load_model(model, **extra)
+    return load_model(model, device_map=check_device_map(device_map), max_memory=memory, **extra)
+
+
 def split_list(value: str, what: str) -> tuple[str, ...]:
     items = tuple(v.strip() for v in value.split(",") if v.strip())
     if not items:

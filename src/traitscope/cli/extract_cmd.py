@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import ADAPTER_OPT, print_best, run_dir, split_list
+from traitscope.cli.common import ADAPTER_OPT, DEVICE_MAP_OPT, MAX_MEMORY_OPT, load, print_best, run_dir, split_list
 from traitscope.models.registry import DEFAULT_MODEL
 
 
@@ -78,6 +78,8 @@ def extract(
         None, help="Drop rollouts a judge says do not show their polarity (lexicon, api, local)."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (best layer per method and site)."),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Extract and validate trait vectors: rollouts -> activations -> vectors -> evaluation.json.
 
@@ -85,7 +87,6 @@ def extract(
     from traitscope.extraction import ExtractConfig
     from traitscope.extraction import extract as run_extract
     from traitscope.judges.vetting import vetter_for
-    from traitscope.models import load_model
     from traitscope.progress import rich_reporter
     from traitscope.traits import load_trait
 
@@ -98,7 +99,7 @@ def extract(
     config.validate(trait=t)
     rd = run_dir(out, model, t.name, adapter=adapter)
     with console.status(f"loading {model}"):
-        lm = load_model(model, adapter=adapter)
+        lm = load(model, device_map, max_memory, adapter)
     with rich_reporter() as rep:
         result = run_extract(lm, t, rd, config, reporter=rep, vetter=vetter_for(vet, t, lm), force=force)
     summary = result.summary(t.name, lm.name, vet)

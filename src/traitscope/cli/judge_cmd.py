@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import ADAPTER_OPT
+from traitscope.cli.common import ADAPTER_OPT, DEVICE_MAP_OPT, MAX_MEMORY_OPT, load
 from traitscope.errors import TraitscopeError
 from traitscope.jsonl import parse_jsonl
 from traitscope.models.registry import DEFAULT_MODEL
@@ -67,6 +67,8 @@ def judge(
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the scored lines as JSONL (atomically)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Score each line's answer 0-100 for a trait and for coherence (failures show as '-' with a reason)."""
     from traitscope.judges import JUDGE_NAMES, get_judge, needs_model
@@ -78,10 +80,8 @@ def judge(
     rows = read_pairs(input_path)
     lm = None
     if needs_model(judge_name):
-        from traitscope.models import load_model
-
         with console.status(f"loading {model}"):
-            lm = load_model(model, adapter=adapter)
+            lm = load(model, device_map, max_memory, adapter)
     scorer = get_judge(judge_name, trait_obj, run, lm)
     pairs = [(r["question"], r["answer"]) for r in rows]
     with console.status(f"judging {len(pairs)} answer(s) with {scorer.name}"):

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import ADAPTER_OPT
+from traitscope.cli.common import ADAPTER_OPT, DEVICE_MAP_OPT, MAX_MEMORY_OPT, load
 from traitscope.models import BUNDLED, DEFAULT_MODEL, cache_root, cached_status
 
 MODEL_OPT = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, local directory or Hugging Face id.")
@@ -22,13 +22,15 @@ def info(
     prompt: str = typer.Option("What is the capital of France?", help="Prompt for the test generation."),
     max_new_tokens: int = typer.Option(24, min=1, max=512),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Load a model, run one short greedy generation, and print what traitscope sees."""
     from traitscope.generation import complete
-    from traitscope.models import load_model
+    from traitscope.models.placement import offloaded
 
     with console.status(f"loading {model} (a bundled model's first load de-quantises it, 20-90 s)"):
-        lm = load_model(model, adapter=adapter)
+        lm = load(model, device_map, max_memory, adapter)
     start = time.perf_counter()
     text = complete(lm, prompt, max_new_tokens=max_new_tokens)
     gen_s = time.perf_counter() - start
@@ -41,6 +43,7 @@ def info(
         "instruct": lm.instruct,
         "sites": {s: lm.site_dim(s) for s in lm.sites()},
         "device": str(lm.device),
+        "offloaded": offloaded(lm.model),
         "load_seconds": round(lm.load_seconds, 2),
         "prompt": prompt,
         "generated": text,

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import ADAPTER_OPT
+from traitscope.cli.common import ADAPTER_OPT, DEVICE_MAP_OPT, MAX_MEMORY_OPT
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
 from traitscope.store.layout import DEFAULT_RUN_ROOT
@@ -76,14 +76,15 @@ def monitor(
     plot: bool = typer.Option(False, "--plot", help="Also write <id>.png trajectory plots."),
     color_by: str | None = typer.Option(None, "--color-by", help="Trait that colours the terminal output [first]."),
     json_out: bool = typer.Option(False, "--json", help="Print the summaries as JSON instead of coloured text."),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Generate (or read) responses and record each token's projection onto trait vectors.
 
     Writes one JSON trace per prompt (schema: docs/monitoring.md) and shows the response coloured
     by a trait's projection: green above its threshold, red below."""
-    from traitscope.cli.common import split_list
+    from traitscope.cli.common import load, split_list
     from traitscope.generation import SamplingConfig
-    from traitscope.models import load_model
     from traitscope.monitor import load_bank, monitor_prompts
 
     trait_names = split_list(traits, "traits")
@@ -92,7 +93,7 @@ def monitor(
         raise TraitscopeError(f"--color-by {color_by!r} is not one of --traits ({', '.join(trait_names)})")
     gen = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed).validate()
     with console.status(f"loading {model}"):
-        lm = load_model(model, adapter=adapter)
+        lm = load(model, device_map, max_memory, adapter)
     bank = load_bank(lm, run_root, trait_names, site, method, position, layers)
     with console.status(f"monitoring {len(pset)} prompt(s)"):
         traces = monitor_prompts(lm, list(pset.prompts), bank, gen, pset.name, batch_size=batch_size)

@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 
 from traitscope.cli.app import app, console
-from traitscope.cli.common import ADAPTER_OPT, floats, print_best, run_dir, split_list
+from traitscope.cli.common import (
+    ADAPTER_OPT,
+    DEVICE_MAP_OPT,
+    MAX_MEMORY_OPT,
+    floats,
+    load,
+    print_best,
+    run_dir,
+    split_list,
+)
 from traitscope.models.registry import DEFAULT_MODEL
 
 
@@ -31,12 +40,13 @@ def run(
     layers: str = typer.Option("all", help="Layers to extract (layer spec)."),
     components: str = typer.Option("residual,attn_out,mlp_out,v", help="Sites to extract."),
     limit: int | None = typer.Option(None, help="Use only the first N scenarios of each polarity (a quick look)."),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Extract -> validation table -> short steering evaluation -> monitoring -> report.html.
 
     Each stage resumes from what is on disk, so an interrupted run picks up where it stopped."""
     from traitscope.extraction import ExtractConfig
-    from traitscope.models import load_model
     from traitscope.pipeline import run_trait
     from traitscope.progress import rich_reporter
     from traitscope.prompts import load_prompt_set
@@ -50,7 +60,7 @@ def run(
     config.validate()
     rd = run_dir(out, model, t.name, adapter=adapter)
     with console.status(f"loading {model}"):
-        lm = load_model(model, adapter=adapter)
+        lm = load(model, device_map, max_memory, adapter)
     with rich_reporter() as rep:
         res = run_trait(lm, t, rd, config, steer_layers, ratio_list, questions, judge, prompt_set, reporter=rep)
     ex, best, base = res.extraction, res.best_steering, res.steering[0]

@@ -8,7 +8,16 @@ import typer
 from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import ADAPTER_OPT, POSITION_OPT, RUN_OPT, floats, run_dir
+from traitscope.cli.common import (
+    ADAPTER_OPT,
+    DEVICE_MAP_OPT,
+    MAX_MEMORY_OPT,
+    POSITION_OPT,
+    RUN_OPT,
+    floats,
+    load,
+    run_dir,
+)
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
 
@@ -38,55 +47,29 @@ def steer(
     ablate: bool = typer.Option(False, help="Project the direction out instead of adding it."),
     max_new_tokens: int = typer.Option(64),
     json_out: bool = typer.Option(False, "--json"),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Answer a prompt unsteered and steered, side by side."""
     from traitscope.activations import parse_layers
-    from traitscope.generation import SamplingConfig, generate_ids
-    from traitscope.models import load_model
-    from traitscope.steering import SteeringSpec, build_terms
-    from traitscope.steering import steer as steer_ctx
+    from traitscope.steering.compare import side_by_side
     from traitscope.store.runs import load_run_vectors
     from traitscope.traits import load_trait
 
     t = load_trait(trait)
-    if not prompt.strip():
-        raise TraitscopeError("--prompt is empty")
-    if ratio is not None and coef is not None:
-        raise TraitscopeError("give --ratio or --coef, not both")
     vset = load_run_vectors(run_dir(run, model, t.name), site, method, position)
     with console.status(f"loading {model}"):
-        lm = load_model(model, adapter=adapter)
-    vset.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(site), lm.name)
+        lm = load(model, device_map, max_memory, adapter)
     chosen = parse_layers(layers, lm.n_layers)
-    strength = None if coef is not None else (0.3 if ratio is None else ratio)
-    terms = build_terms(vset, chosen, strength, coef, "single" if len(chosen) == 1 else mode)
-    if t.steering_direction == "negative":  # push away from the trait
-        terms = [type(x)(x.site, x.layer, x.vector, -float(x.coef)) for x in terms]
-    ids = [lm.prompt_ids(prompt)]
-    cfg = SamplingConfig(max_new_tokens=max_new_tokens)
-    plain = lm.tokenizer.decode(generate_ids(lm, ids, cfg)[0], skip_special_tokens=True).strip()
-    with steer_ctx(lm, SteeringSpec(terms, scope=scope, op="ablate" if ablate else "add")):
-        steered = lm.tokenizer.decode(generate_ids(lm, ids, cfg)[0], skip_special_tokens=True).strip()
-    info = {
-        "prompt": prompt,
-        "unsteered": plain,
-        "steered": steered,
-        "site": site,
-        "method": method,
-        "op": "ablate" if ablate else "add",
-        "scope": scope,
-        "coefs": {str(x.layer): round(float(x.coef), 3) for x in terms},
-    }
+    info = side_by_side(lm, vset, prompt, chosen, ratio, coef, mode, scope, ablate, t.steering_sign, max_new_tokens)
     if json_out:
         emit_json(info)
         return
-    table = Table(
-        title=f"{t.name}: {site}/{method} layers {chosen} " + ("ablated" if ablate else f"coefs {info['coefs']}"),
-        show_lines=True,
-    )
+    what = "ablated" if ablate else f"coefs {info['coefs']}"
+    table = Table(title=f"{t.name}: {site}/{method} layers {chosen} {what}", show_lines=True)
     table.add_column("unsteered", ratio=1)
     table.add_column("steered", ratio=1)
-    table.add_row(plain, steered)
+    table.add_row(info["unsteered"], info["steered"])
     console.print(table)
 
 
@@ -112,13 +95,19 @@ def steer_eval(
     questions: int | None = typer.Option(None, help="Use only the first N steering questions."),
     max_new_tokens: int = typer.Option(48),
     batch_size: int = typer.Option(32),
+    eval_kind: str = typer.Option(
+        "judge", "--eval", help="judge: generate and judge; ab: judge-free A/B score (no generation); both."
+    ),
+    ab_format: str = typer.Option("answers", help="A/B format: answers (likelihoods) or letters ((A)/(B) choice)."),
     json_out: bool = typer.Option(False, "--json"),
+    device_map: str | None = DEVICE_MAP_OPT,
+    max_memory: str | None = MAX_MEMORY_OPT,
 ) -> None:
     """Answer the trait's steering questions under each configuration and score them.
 
-    Appends to <run>/steering/results.jsonl; a re-run skips configurations already there."""
+    Appends to <run>/steering/results.jsonl; a re-run skips configurations already there. With
+    --eval ab each configuration gets an A/B score from one forward pass per question instead."""
     from traitscope.activations import parse_layers
-    from traitscope.models import load_model
     from traitscope.progress import rich_reporter
     from traitscope.steering.evaluate import best_config, evaluate_configs, grid, search_ratios
     from traitscope.store.runs import load_run_vectors
@@ -133,17 +122,44 @@ def steer_eval(
         check_ratio(r)
     if mode not in MODES:
         raise TraitscopeError(f"--mode {mode!r} is not valid; use one of: {', '.join(MODES)}")
+    if eval_kind not in ("judge", "ab", "both"):
+        raise TraitscopeError(f"--eval {eval_kind!r} is not valid; use one of: judge, ab, both")
+    from traitscope.steering.ab import AB_FORMATS, ab_questions, attach_ab, evaluate_ab
+
+    if ab_format not in AB_FORMATS:
+        raise TraitscopeError(f"--ab-format {ab_format!r} is not valid; use one of: {', '.join(AB_FORMATS)}")
+    if eval_kind != "judge" and search:
+        raise TraitscopeError("--search needs a judge; use --eval judge, or a grid (--layers/--ratios) with --eval ab")
     load_run_vectors(rd, site, method, position)  # fail before loading the model
+    ab_items, ab_source = ab_questions(t, rd.root) if eval_kind != "judge" else ([], "")
+    if ab_source and not json_out:
+        console.print(f"A/B questions: {ab_source}")
     with console.status(f"loading {model}"):
-        lm = load_model(model, adapter=adapter)
+        lm = load(model, device_map, max_memory, adapter)
     chosen = parse_layers(layers, lm.n_layers)
+    ab_rows = []
+    if eval_kind != "judge":
+        with rich_reporter() as rep:
+            ab_rows = evaluate_ab(
+                lm,
+                t,
+                rd,
+                grid(method, site, chosen, ratio_list, mode, position),
+                ab_items,
+                ab_source,
+                ab_format,
+                batch_size,
+                reporter=rep,
+            )
     from traitscope.judges.registry import get_judge
 
-    j = get_judge(judge, trait=t, run_dir=rd.root, lm=lm)
+    j = get_judge(judge, trait=t, run_dir=rd.root, lm=lm) if eval_kind != "ab" else None
     qs = t.steering_questions[:questions] if questions else t.steering_questions
     kw = dict(questions=qs, max_new_tokens=max_new_tokens, batch_size=batch_size)
     with rich_reporter() as rep:
-        if search:
+        if eval_kind == "ab":
+            rows = ab_rows
+        elif search:
             rows = search_ratios(
                 lm,
                 t,
@@ -161,7 +177,9 @@ def steer_eval(
         else:
             configs = grid(method, site, chosen, ratio_list, mode, position)
             rows = evaluate_configs(lm, t, rd, configs, j, reporter=rep, **kw)
+    rows = attach_ab(rows, ab_rows)
     best = best_config(rows, floor)
+    judge_name = "ab (judge-free)" if j is None else getattr(j, "name", judge)
     summary = [
         {
             "config": r["config"]["label"],
@@ -172,6 +190,8 @@ def steer_eval(
             "trait_mean": r["trait_mean"],
             "coherence_mean": r["coherence_mean"],
             "delta": r["delta"],
+            "ab_score": r.get("ab_score"),
+            "ab_delta": r.get("ab_delta"),
             "n": r["n"],
         }
         for r in rows
@@ -180,7 +200,8 @@ def steer_eval(
         emit_json(
             {
                 "trait": t.name,
-                "judge": getattr(j, "name", judge),
+                "judge": judge_name,
+                "ab_source": ab_source or None,
                 "floor": floor,
                 "configs": summary,
                 "best": None if best is None else best["config"]["label"],
@@ -195,8 +216,9 @@ def steer_eval(
             }
         )
         return
-    table = Table(title=f"{t.name} steering on {lm.name} (judge: {getattr(j, 'name', judge)}, {len(qs)} questions)")
-    for col in ("configuration", "trait", "coherence", "delta", "n"):
+    what = f"{len(ab_items)} A/B questions" if j is None else f"{len(qs)} questions"
+    table = Table(title=f"{t.name} steering on {lm.name} (judge: {judge_name}, {what})")
+    for col in ("configuration", "trait", "coherence", "delta", "A/B", "A/B delta", "n"):
         table.add_column(col, justify="left" if col == "configuration" else "right")
     fmt = lambda v: "—" if v is None else f"{v:.1f}"  # noqa: E731
     for r in summary:
@@ -206,6 +228,8 @@ def steer_eval(
             fmt(r["trait_mean"]),
             fmt(r["coherence_mean"]),
             "—" if r["delta"] is None else f"{r['delta']:+.1f}",
+            "—" if r["ab_score"] is None else f"{r['ab_score']:.3f}",
+            "—" if r["ab_delta"] is None else f"{r['ab_delta']:+.3f}",
             str(r["n"]),
             style=style,
         )

@@ -26,6 +26,15 @@ def view(
 
     if not run_root.is_dir():
         raise TraitscopeError(f"run root {run_root} is not a folder; run `traitscope extract` first or name one")
+    from traitscope.serve.guard import LOCAL_HOSTS, allowed_hosts
+
+    if host not in LOCAL_HOSTS:
+        names = ", ".join(sorted(allowed_hosts(host) - LOCAL_HOSTS)) or host
+        console.print(
+            f"[yellow]warning:[/] --host {host}: the dashboard (run files and the Live view's model) is open to "
+            f"anyone who can reach this machine; it answers only to Host {names} and the local names",
+            soft_wrap=True,
+        )
     sock = bind(host, port)  # a busy port fails here, as one line
     shown = f"[{host}]" if ":" in host else host
     console.print(f"traitscope dashboard on [bold]http://{shown}:{sock.getsockname()[1]}/[/] over {run_root.resolve()}")

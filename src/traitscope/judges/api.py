@@ -3,7 +3,7 @@
 One request per prompt (temperature 0, ``max_tokens`` 1, ``top_logprobs`` 20); the score is the
 probability-weighted mean of the top tokens that spell integers 0-100. Requests run on a thread
 pool, transient failures (timeouts, connection errors, 429 and 5xx) are retried with
-exponential backoff, and every parsed answer is cached on disk keyed by sha256(model + prompt).
+exponential backoff, and every parsed answer is cached on disk keyed by (endpoint, judge model, prompt hash).
 Nothing here raises for a failed request: it becomes ``Score(None, reason)``.
 """
 
@@ -123,7 +123,7 @@ class ApiJudge:
     def _score_prompt(self, prompt: str) -> Score:
         import openai
 
-        key = cache_key(self.config.model, prompt)
+        key = cache_key(self.config.base_url, self.config.model, prompt)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return hit
         last = "no attempt made"
@@ -144,7 +144,7 @@ class ApiJudge:
                 return Score(None, one_line(f"judge request failed: {type(exc).__name__}: {exc}"))
             else:
                 if self.cache is not None:
-                    self.cache.put(key, score, self.config.model)
+                    self.cache.put(key, score, self.config.model, self.config.base_url)
                 return score
             if attempt < self.config.max_tries:
                 # exponential backoff with jitter so parallel workers don't retry in lockstep

@@ -22,8 +22,13 @@ def judge_cache_dir() -> Path:
     return cache_root() / "judge"
 
 
-def cache_key(model: str, prompt: str) -> str:
-    return hashlib.sha256(f"{model}\n{prompt}".encode()).hexdigest()
+def cache_key(base_url: str | None, model: str, prompt: str) -> str:
+    """Key one score by where it came from and what was asked: the endpoint (a local server that
+    answers as ``gpt-4.1-mini`` must not poison later real calls), the judge model, and the
+    sha256 of the full prompt (rubric, question and answer)."""
+    endpoint = (base_url or "default").strip().rstrip("/")
+    prompt_hash = hashlib.sha256(prompt.encode()).hexdigest()
+    return hashlib.sha256(f"{endpoint}\n{model}\n{prompt_hash}".encode()).hexdigest()
 
 
 class ScoreCache:
@@ -50,8 +55,15 @@ class ScoreCache:
         with self._lock:
             return self._scores.get(key)
 
-    def put(self, key: str, score: Score, model: str) -> None:
-        record = {"key": key, "value": score.value, "reason": score.reason, "model": model, "time": round(time.time())}
+    def put(self, key: str, score: Score, model: str, base_url: str | None = None) -> None:
+        record = {
+            "key": key,
+            "value": score.value,
+            "reason": score.reason,
+            "model": model,
+            "base_url": base_url,
+            "time": round(time.time()),
+        }
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
             self._scores[key] = score

@@ -12,9 +12,16 @@ relevance   MiniLM cosine between question and answer: fluent text about somethi
             information under the model): off-topic text is *less* probable after its question.
 gibberish   share of letters in "words" that are not real-looking: very long runs without spaces,
             or words the model's tokenizer shatters into many short pieces, plus symbol soup.
+loops       what over-steered models write at extreme strength, fluent word by word and so probable
+            and locally unrepetitive: one word repeated between punctuation ("Bang!\n\nBang!", "(A (A (A"),
+            a few words dominating the answer, a sentence restarted again and again ("Let's talk
+            about a thing. Let's talk about a thing."), few distinct words in a long answer, and
+            one character run on ("1111111"). Calibrated on real over-steered SmolLM2 and gemma-3
+            outputs (labelled.jsonl rows with a ``source`` naming the steering) against the
+            ordinary answers of the same set.
 
-score = 100 * (0.7 * weakest + 0.3 * mean): one clear failure is enough to sink an answer, and
-small dips in several signals cost little. The thresholds were set so that ordinary unsteered
+score = 100 * (0.7 * min(weakest, product) + 0.3 * mean): one clear failure is enough to sink an
+answer, and so are two half-failures together (off-topic and looping); small dips cost little. The thresholds were set so that ordinary unsteered
 SmolLM2 answers land around 80 and above and loops, gibberish and off-topic answers below 50.
 """
 
@@ -65,6 +72,7 @@ class CoherenceParts:
     stutter: float  # share of tokens equal to the one before ("good good good")
     gibberish: float  # share of letters in non-word-like words, or of odd symbols
     refusal: bool
+    loops: LoopParts | None = None
 
     @property
     def shrunk_nll(self) -> float:
@@ -85,7 +93,70 @@ class CoherenceParts:
             if self.refusal
             else max(_ramp(self.relevance, 0.06, 0.22), _ramp(self.pmi, -0.2, 0.15) if self.pmi is not None else 0.0),
             "gibberish": 1.0 - _ramp(self.gibberish, 0.12, 0.35),
+            "loops": 1.0 if self.loops is None else self.loops.signal(),
         }
+
+
+_WORD = re.compile(r"[^\W_]+")
+_FRAGMENT_END = re.compile(r"[.!?\n;:]+")
+_CHAR_RUN = re.compile(r"(\S)\1+")
+
+
+@dataclass(frozen=True)
+class LoopParts:
+    n_words: int
+    word_stutter: float  # share of words equal to the previous word, punctuation ignored
+    top_word: float  # share of the most frequent word
+    distinct1: float  # distinct words / words
+    restart: float  # share of sentence fragments repeating an earlier one or its first two words
+    n_fragments: int
+    char_run: int  # longest run of one repeated non-space character
+    phrase_loop: float = 0.0  # share of words inside a 3-word phrase that occurs 3+ times
+
+    def signal(self) -> float:
+        checks = [
+            1.0 - _ramp(self.word_stutter, 0.1, 0.25),
+            1.0 - _ramp(self.char_run, 6, 12),
+            1.0 - _ramp(self.phrase_loop, 0.5, 0.7),
+        ]
+        if self.n_words >= 8:
+            checks.append(1.0 - _ramp(self.top_word, 0.25, 0.42))
+        if self.n_words >= 20:
+            checks.append(_ramp(self.distinct1, 0.22, 0.36))
+        if self.n_fragments >= 6:
+            checks.append(1.0 - _ramp(self.restart, 0.3, 0.45))
+        return min(checks)
+
+
+def loop_parts(answer: str) -> LoopParts:
+    words = [w.lower() for w in _WORD.findall(answer)][:400]
+    n = len(words)
+    frags = [f for f in (_WORD.findall(x.lower()) for x in _FRAGMENT_END.split(answer)) if f]
+    restarts = 0
+    for i, f in enumerate(frags):
+        earlier = frags[:i]
+        if f in earlier or (len(f) >= 2 and any(len(g) >= 2 and g[:2] == f[:2] for g in earlier)):
+            restarts += 1
+    return LoopParts(
+        n_words=n,
+        word_stutter=sum(a == b for a, b in zip(words, words[1:], strict=False)) / max(1, n - 1),
+        top_word=Counter(words).most_common(1)[0][1] / n if n else 0.0,
+        distinct1=len(set(words)) / n if n else 1.0,
+        restart=restarts / len(frags) if frags else 0.0,
+        n_fragments=len(frags),
+        char_run=max((len(m.group(0)) for m in _CHAR_RUN.finditer(answer)), default=1),
+        phrase_loop=_phrase_loop(words),
+    )
+
+
+def _phrase_loop(words: Sequence[str], n: int = 3, times: int = 3) -> float:
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    counts = Counter(grams)
+    covered = np.zeros(len(words), dtype=bool)
+    for i, g in enumerate(grams):
+        if counts[g] >= times:
+            covered[i : i + n] = True
+    return float(covered.mean()) if len(words) else 0.0
 
 
 def _ramp(x: float, lo: float, hi: float) -> float:
@@ -233,6 +304,7 @@ class CoherenceJudge:
                 stutter=_stutter(tokens),
                 gibberish=gibberish_share(answer, self.lm.tokenizer),
                 refusal=refused[k],
+                loops=loop_parts(answer),
             )
         return out
 
@@ -246,11 +318,13 @@ class CoherenceJudge:
 def combine(parts: CoherenceParts) -> Score:
     signals = parts.signals()
     weakest = min(signals, key=lambda k: signals[k])
-    value = 100.0 * (0.7 * signals[weakest] + 0.3 * sum(signals.values()) / len(signals))
+    # the product lets two half-failures sink an answer as one clear failure does (off-topic AND looping)
+    joint = min(signals[weakest], float(np.prod(list(signals.values()))))
+    value = 100.0 * (0.7 * joint + 0.3 * sum(signals.values()) / len(signals))
     note = (
         f"weakest {weakest} {signals[weakest]:.2f}; nll {parts.nll:.2f}, repeats {parts.repeat_cover:.2f}, "
         f"relevance {parts.relevance:.2f}"
         + (f" (pmi {parts.pmi:+.2f})" if parts.pmi is not None else "")
-        + f", gibberish {parts.gibberish:.2f}"
+        + f", gibberish {parts.gibberish:.2f}, loops {signals['loops']:.2f}"
     )
     return Score(clamp(value), note)

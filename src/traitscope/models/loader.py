@@ -50,7 +50,10 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        """Where inputs go (the input embeddings' device when the model is spread over several)."""
+        from traitscope.models.placement import input_device
+
+        return input_device(self.model)
 
     @property
     def slug(self) -> str:
@@ -216,14 +219,20 @@ def load_model(
     name: str | None = None,
     device: str | None = None,
     dtype: torch.dtype | str | None = None,
+    device_map: str | None = None,
+    max_memory: dict[int | str, str] | None = None,
     adapter: str | Path | None = None,
 ) -> LoadedModel:
     """Load a model by bundled alias, directory or hub id; float32 on CPU, bfloat16 on CUDA.
+    ``device_map``/``max_memory`` spread it over devices (see :mod:`traitscope.models.placement`).
     ``adapter``: a peft LoRA adapter directory (``traitscope finetune``), merged into the weights,
     so every hook site and command sees an ordinary model; ``lm.extra["adapter"]`` records it."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from traitscope.models.placement import check_device_map, placement_kwargs
+
     name = name or DEFAULT_MODEL
+    check_device_map(device_map)
     source, bundled = _resolve(name)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if dtype is None:
@@ -245,10 +254,12 @@ def load_model(
             raise TraitscopeError(f"cannot load model {name!r}: {str(exc).splitlines()[0]}") from None
         site_table(config.model_type)  # fail before the weights load on an unsupported family
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        placed = placement_kwargs(device_map, max_memory, cache_root())
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placed)
         if adapter is not None:
             model = merge_adapter(model, adapter)
-    model.to(device)
+    if not placed:
+        model.to(device)
     instruct = bundled.instruct if bundled else None
     lm = wrap_model(model, tokenizer, name, instruct)
     lm.load_seconds, lm.source = time.perf_counter() - start, source

@@ -43,11 +43,12 @@ class Recorder:
     """One read-only hook per monitored layer; each forward appends ``dots`` [B, T, k] and
     ``norms`` [B, T] per layer."""
 
-    def __init__(self, bank: VectorBank, device: torch.device) -> None:
+    def __init__(self, bank: VectorBank | None, device: torch.device) -> None:
         self.bank = bank
-        self.mats = {layer: bank.matrix(layer).to(device) for layer in bank.layers}
-        self.dots: dict[int, list[torch.Tensor]] = {layer: [] for layer in bank.layers}
-        self.norms: dict[int, list[torch.Tensor]] = {layer: [] for layer in bank.layers}
+        layers = bank.layers if bank is not None else []
+        self.mats = {layer: bank.matrix(layer).to(device) for layer in layers} if bank is not None else {}
+        self.dots: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
+        self.norms: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
 
     def _hook(self, layer: int) -> HookFn:
         mat, dots, norms = self.mats[layer], self.dots[layer], self.norms[layer]
@@ -64,8 +65,8 @@ class Recorder:
         merged: dict[SiteKey, list[HookFn]] = {}
         for key, fn in (interventions or {}).items():
             merged.setdefault(key, []).extend(fn if isinstance(fn, list) else [fn])
-        for layer in self.bank.layers:
-            merged.setdefault((self.bank.site, layer), []).append(self._hook(layer))
+        for layer in self.mats:
+            merged.setdefault((self.bank.site, layer), []).append(self._hook(layer))  # type: ignore[union-attr]
         return merged
 
     def take(self) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
@@ -81,7 +82,8 @@ class Recorder:
 class Step:
     """One forward of the loop: ``columns`` new token positions per row (the prefill has the
     padded prompt width, later steps 1); ``fed`` the tokens read ([B, columns]); ``sampled``
-    the tokens chosen from its logits ([B], None for the body-only final forward)."""
+    the tokens chosen from its logits ([B], None for the body-only final forward); ``logits``
+    those next-token logits ([B, vocab], None for the final forward)."""
 
     kind: str  # "prompt" | "token" | "final"
     fed: torch.Tensor
@@ -89,6 +91,7 @@ class Step:
     norms: dict[int, torch.Tensor]
     sampled: torch.Tensor | None
     done: torch.Tensor  # [B] bool: rows finished (EOS sampled) after this step
+    logits: torch.Tensor | None = None
 
 
 def _pick(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator | None) -> torch.Tensor:
@@ -105,13 +108,13 @@ def _pick(logits: torch.Tensor, cfg: SamplingConfig, gen: torch.Generator | None
 def run_steps(
     lm: LoadedModel,
     prompt_rows: Sequence[Sequence[int]],
-    bank: VectorBank,
+    bank: VectorBank | None,
     cfg: SamplingConfig = SamplingConfig(),
     interventions: Interventions | None = None,
 ) -> Iterator[Step]:
     """The monitored decoding loop over a batch of prompt token ids; yields one :class:`Step`
     per forward. Hooks are attached only while the generator runs and removed when it ends or is
-    closed."""
+    closed. With ``bank=None`` nothing is recorded (plain, possibly steered, decoding)."""
     cfg.validate()
     if not prompt_rows or any(len(r) == 0 for r in prompt_rows):
         raise TraitscopeError("every prompt needs at least one token")
@@ -130,14 +133,14 @@ def run_steps(
             nxt = torch.where(done, torch.full_like(done, lm.pad_id, dtype=torch.long), _pick(logits, cfg, gen))
             done = done | torch.isin(nxt, eos)
             dots, norms = rec.take()
-            yield Step(kind, fed, dots, norms, nxt, done.clone())
+            yield Step(kind, fed, dots, norms, nxt, done.clone(), logits)
             if bool(done.all()) or step == cfg.max_new_tokens - 1:
                 break
             fed, kind = nxt[:, None], "token"
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             pos = pos[:, -1:] + 1
             logits = forward(fed, mask, pos)
-        if bool(done.all()):
+        if bool(done.all()) or bank is None:
             return
         # Rows that hit max_new_tokens have not read their last token: one body-only forward.
         fed = nxt[:, None]

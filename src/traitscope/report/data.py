@@ -90,11 +90,12 @@ def strength_label(config: dict[str, Any]) -> tuple[tuple[int, float], str]:
 
 
 def steering_grids(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Heatmaps of ``delta`` and ``coherence_mean`` over (layers × strength), one group per
+    """Heatmaps of ``delta``, ``coherence_mean`` and (judge-free A/B rows) ``ab_delta`` over (layers × strength), one group per
     (method, site, mode, judge); baselines listed apart. ``cells[i][j]`` is the index into
     ``rows`` of that cell (the last one wins when a configuration appears twice)."""
     groups: dict[str, dict[str, Any]] = {}
     baselines = []
+    ab_base: dict[str, float | None] = {}  # judge-free A/B rows: baseline score per format
     for idx, row in enumerate(rows):
         cfg = row.get("config") if isinstance(row.get("config"), dict) else {}
         if cfg.get("baseline"):
@@ -104,9 +105,12 @@ def steering_grids(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                     "judge": row.get("judge"),
                     "trait_mean": _num(row.get("trait_mean")),
                     "coherence_mean": _num(row.get("coherence_mean")),
+                    "ab_score": _num(row.get("ab_score")),
                     "n": row.get("n"),
                 }
             )
+            if row.get("eval") == "ab":
+                ab_base[str(row.get("ab_format"))] = _num(row.get("ab_score"))
             continue
         key = "/".join(str(cfg.get(k, "?")) for k in ("method", "site", "mode")) + f" ({row.get('judge', '?')})"
         g = groups.setdefault(key, {"cells": {}, "layers": {}, "ratios": {}})
@@ -120,15 +124,21 @@ def steering_grids(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key, g in groups.items():
         layer_labels = [lab for _, lab in sorted(g["layers"].values())]
         ratio_labels = sorted(g["ratios"], key=g["ratios"].get)
-        grid = {"delta": [], "coherence": [], "trait": [], "cells": []}
+        grid: dict[str, list[Any]] = {"delta": [], "coherence": [], "trait": [], "ab_delta": [], "cells": []}
         for lab in layer_labels:
             cells = [g["cells"].get((lab, r)) for r in ratio_labels]
             grid["cells"].append(cells)
             grid["delta"].append([None if c is None else _num(rows[c].get("delta")) for c in cells])
             grid["coherence"].append([None if c is None else _num(rows[c].get("coherence_mean")) for c in cells])
             grid["trait"].append([None if c is None else _num(rows[c].get("trait_mean")) for c in cells])
+            grid["ab_delta"].append([None if c is None else _ab_delta(rows[c], ab_base) for c in cells])
         out.append({"key": key, "layers": layer_labels, "ratios": ratio_labels, **grid})
     return {"groups": out, "baselines": baselines}
+
+
+def _ab_delta(row: dict[str, Any], ab_base: dict[str, float | None]) -> float | None:
+    score, base = _num(row.get("ab_score")), ab_base.get(str(row.get("ab_format")))
+    return None if score is None or base is None else score - base
 
 
 def best_steering(group: dict[str, Any], coherence_floor: float) -> tuple[int, int] | None:

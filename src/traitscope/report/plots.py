@@ -4,7 +4,6 @@ coherence). Each function takes already-loaded JSON and a path, and returns the 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from traitscope.errors import TraitscopeError  # noqa: E402
 from traitscope.report.data import METRIC_LABELS, METRICS, extraction_grids, outlier_tokens, steering_grids  # noqa: E402
-from traitscope.store import atomic_write_bytes  # noqa: E402
+from traitscope.reproduce.common.plots import save  # noqa: E402
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
+    return save(fig, path, dpi=110)
 
 
 def _series(trace: dict[str, Any], traits: Sequence[str] | None, layers: Sequence[str] | None, key: str):

@@ -1,89 +1,48 @@
-"""An OpenAI-compatible chat completions server for one LoadedModel (the seed of ``traitscope serve``).
+"""``traitscope serve``: an OpenAI-compatible chat-completions server over one LoadedModel, with
+steering, monitoring and conditional steering per request (the ``traitscope`` request field).
 
-``POST /v1/chat/completions`` applies the model's chat template to ``messages``, decodes greedily
-(``temperature`` 0) or by sampling, and with ``logprobs: true`` returns, for every generated
-token, its log-probability and the ``top_logprobs`` most likely alternatives under the model's
-own next-token distribution (before temperature or top-p), with their UTF-8 bytes.
-``GET /v1/models`` lists the one model. Requests are served one at a time (the model is shared),
-bodies are capped (1 MB) and so is ``max_tokens``; it binds 127.0.0.1 unless told otherwise.
+``POST /v1/chat/completions`` (with or without ``stream: true``) applies the chat template to
+``messages`` and queues the request with the :class:`~traitscope.serve.batcher.Batcher`, which
+generates concurrent requests as rows of one batch. ``GET /v1/models`` lists the model. Bad
+requests get OpenAI-shaped 4xx errors whose ``param`` names the field; a full queue gets 429, a
+request that runs past ``timeout_s`` 504. Bodies and ``max_tokens`` are capped; the server binds
+127.0.0.1 unless told otherwise and answers only to its own Host names (see
+:mod:`traitscope.serve.guard`).
 """
 
 from __future__ import annotations
 
-import inspect
-import threading
+import asyncio
+import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
 
-import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from traitscope.models.loader import LoadedModel
+from traitscope.serve.batcher import Batcher, Job
+from traitscope.serve.guard import Guard, allowed_hosts
+from traitscope.serve.protocol import ApiError, ChatMessage, ChatRequest, bad, param_path
+from traitscope.serve.resolve import TraitSource
+from traitscope.serve.tokens import TokenText, chat_prompt_ids, context_length
+
+__all__ = ["ChatMessage", "TokenText", "chat_prompt_ids", "create_app"]
 
 DEFAULT_HOST = "127.0.0.1"
 MAX_BODY_BYTES = 1_000_000
 MAX_TOKENS_CAP = 1024
 DEFAULT_MAX_TOKENS = 256
-MAX_TOP_LOGPROBS = 20
+DEFAULT_TIMEOUT_S = 300.0
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-
-# -- request schema ---------------------------------------------------------------------------
-class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    type: str = "text"
-    text: str = ""
-
-
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart] | None = None
-
-    def text(self) -> str:
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(p.text for p in self.content if p.type == "text")
-
-
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # unknown OpenAI options are accepted and ignored
-    model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    logprobs: bool | None = False
-    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    n: int | None = Field(default=None, ge=1, le=1)
-    stream: bool | None = False
-
-
-# -- errors -----------------------------------------------------------------------------------
-def _error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error") -> JSONResponse:
-    body = {"error": {"message": message, "type": kind, "param": param, "code": None}}
-    return JSONResponse(body, status_code=status)
-
-
-class _BadRequest(Exception):
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
 
 
 class BodyLimit:
@@ -129,184 +88,202 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = _error(413, f"request body exceeds {self.max_bytes} bytes")
+        response = ApiError(413, f"request body exceeds {self.max_bytes} bytes").response()
         await response(scope, receive, send)
 
 
-# -- tokens as OpenAI reports them ------------------------------------------------------------
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte <-> printable-character table used by byte-level BPE vocabularies."""
-    keep = (
-        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    chars = keep[:]
-    n = 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            chars.append(256 + n)
-            n += 1
-    return dict(zip(keep, map(chr, chars), strict=True))
+class _Exchange:
+    """One request's events, from the batcher thread into the event loop."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.deadline = time.monotonic() + timeout_s
+        self.timeout_s = timeout_s
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (event, data))
+
+    async def next(self, job: Job) -> tuple[str, dict[str, Any]]:
+        try:
+            return await asyncio.wait_for(self.queue.get(), max(self.deadline - time.monotonic(), 0.001))
+        except TimeoutError:
+            job.cancelled.set()
+            raise ApiError(
+                504, f"the request did not finish within {self.timeout_s:g} s", None, "timeout", "timeout_error"
+            ) from None
 
 
-_UNICODE_TO_BYTE = {c: b for b, c in _bytes_to_unicode().items()}
+def _choice_logprobs(entries: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    return {"content": entries} if entries is not None else None
 
 
-@dataclass
-class TokenText:
-    """Turns token ids into (text, bytes); byte-level vocabularies give exact bytes even for a
-    token holding half of a UTF-8 character."""
+class Server:
+    """The request handling behind the routes: checking, queueing, answering."""
 
-    tokenizer: Any
-    byte_level: bool = field(init=False)
+    def __init__(
+        self, lm: LoadedModel, name: str, source: TraitSource, batcher: Batcher, cap: int, timeout_s: float
+    ) -> None:
+        self.lm, self.name, self.source, self.batcher = lm, name, source, batcher
+        self.cap, self.timeout_s = cap, timeout_s
+        self.context = context_length(lm)
 
-    special: frozenset[int] = field(init=False)
+    def job(self, req: ChatRequest, emit: Callable[[str, dict[str, Any]], None]) -> Job:
+        """Everything checked before the request queues (runs in a worker thread: it reads files)."""
+        if req.model is not None and req.model not in (self.name, self.lm.name, self.lm.slug):
+            raise ApiError(
+                404,
+                f"model {req.model!r} is not served here; this server serves {self.name!r}",
+                "model",
+                "model_not_found",
+            )
+        max_tokens = req.max_completion_tokens or req.max_tokens or min(DEFAULT_MAX_TOKENS, self.cap)
+        which = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
+        if max_tokens > self.cap:
+            raise bad(f"{which} {max_tokens} exceeds this server's cap of {self.cap}", which)
+        if req.top_logprobs is not None and not req.logprobs:
+            raise bad("top_logprobs requires logprobs=true", "top_logprobs")
+        ids = chat_prompt_ids(self.lm, req.messages)
+        if len(ids) + max_tokens > self.context:
+            raise bad(
+                f"prompt of {len(ids)} tokens plus {which} {max_tokens} exceeds the context of {self.context}",
+                "messages",
+            )
+        plan = self.source.plan(req.traitscope)
+        return Job(
+            ids,
+            max_tokens,
+            emit,
+            temperature=1.0 if req.temperature is None else req.temperature,  # OpenAI's default
+            top_p=req.top_p or 1.0,
+            seed=req.seed,
+            stops=req.stops(),
+            top_logprobs=(req.top_logprobs or 0) if req.logprobs else None,
+            plan=plan,
+        )
 
-    def __post_init__(self) -> None:
-        decoder = getattr(getattr(self.tokenizer, "backend_tokenizer", None), "decoder", None)
-        self.byte_level = "ByteLevel" in type(decoder).__name__ or "ByteLevel" in repr(decoder)[:200]
-        self.special = frozenset(self.tokenizer.all_special_ids)
+    def _head(self, cid: str, kind: str) -> dict[str, Any]:
+        return {"id": cid, "object": kind, "created": int(time.time()), "model": self.name}
 
-    def __call__(self, token_id: int) -> tuple[str, list[int]]:
-        if self.byte_level and token_id not in self.special:
-            piece = self.tokenizer.convert_ids_to_tokens(token_id)
-            if isinstance(piece, str) and all(c in _UNICODE_TO_BYTE for c in piece):
-                raw = bytes(_UNICODE_TO_BYTE[c] for c in piece)
-                return raw.decode("utf-8", errors="replace"), list(raw)
-        text = self.tokenizer.decode([token_id])
-        return text, list(text.encode("utf-8"))
+    async def complete(self, req: ChatRequest) -> dict[str, Any]:
+        ex = _Exchange(self.timeout_s)
+        job = await asyncio.to_thread(self.job, req, ex.emit)
+        self.batcher.submit(job)
+        while True:
+            event, data = await ex.next(job)
+            if event == "error":
+                raise ApiError(data.get("status", 500), data["message"], kind="server_error")
+            if event == "done":
+                return self._completion(data)
 
+    def _completion(self, done: dict[str, Any]) -> dict[str, Any]:
+        n_prompt, n_completion = done["prompt_tokens"], done["completion_tokens"]
+        return {
+            **self._head(f"chatcmpl-{uuid.uuid4().hex}", "chat.completion"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": done["text"]},
+                    "logprobs": _choice_logprobs(done["logprobs"]),
+                    "finish_reason": done["finish_reason"],
+                }
+            ],
+            "usage": {
+                "prompt_tokens": n_prompt,
+                "completion_tokens": n_completion,
+                "total_tokens": n_prompt + n_completion,
+            },
+            "traitscope": done["traitscope"],
+        }
 
-# -- generation -------------------------------------------------------------------------------
-@dataclass
-class Generation:
-    text: str
-    finish_reason: str
-    token_ids: list[int]
-    logprobs: list[dict[str, Any]] | None
-    prompt_tokens: int
+    async def stream(self, req: ChatRequest) -> StreamingResponse:
+        ex = _Exchange(self.timeout_s)
+        job = await asyncio.to_thread(self.job, req, ex.emit)
+        self.batcher.submit(job)  # a full queue answers 429 before the stream starts
+        usage = bool((req.stream_options or {}).get("include_usage"))
+        return StreamingResponse(
+            self._events(job, ex, usage),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
+    async def _events(self, job: Job, ex: _Exchange, usage: bool) -> AsyncIterator[str]:
+        head = self._head(f"chatcmpl-{uuid.uuid4().hex}", "chat.completion.chunk")
 
-def _pick(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
-    if temperature <= 0:
-        return int(logits.argmax())
-    probs = (logits / temperature).softmax(-1)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(descending=True)
-        keep = sorted_probs.cumsum(-1) - sorted_probs < top_p  # always keeps the most likely token
-        probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
-    return int(torch.multinomial(probs, 1, generator=generator))
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+            choice = {"index": 0, "delta": delta, "logprobs": extra.pop("logprobs", None), "finish_reason": finish}
+            return f"data: {json.dumps({**head, 'choices': [choice], **extra}, ensure_ascii=False)}\n\n"
 
-
-def _first_stop(text: str, stops: list[str]) -> int:
-    hits = [i for i in (text.find(s) for s in stops if s) if i >= 0]
-    return min(hits) if hits else -1
-
-
-def generate(
-    lm: LoadedModel,
-    prompt_ids: list[int],
-    max_tokens: int,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    top_logprobs: int | None = None,
-    seed: int | None = None,
-    stops: list[str] | None = None,
-) -> Generation:
-    """Token-by-token decoding with a KV cache, recording each step's log-probabilities."""
-    token_text = TokenText(lm.tokenizer)
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
-    eos = set(lm.eos_ids)
-    stops = stops or []
-    out_ids: list[int] = []
-    entries: list[dict[str, Any]] = []
-    finish = "length"
-    stopped_at = -1
-    cache_arg = _cache_arg(lm.model)
-    with torch.inference_mode():
-        keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(lm.model.forward).parameters else {}
-        out = lm.model(input_ids=torch.tensor([prompt_ids], device=lm.device), use_cache=True, **keep)
-        for _ in range(max_tokens):
-            logits = out.logits[0, -1].float().cpu()
-            token = _pick(logits, temperature, top_p, generator)
-            if token in eos:
-                finish = "stop"
-                break
-            out_ids.append(token)
-            if top_logprobs is not None:
-                entries.append(_logprob_entry(logits.log_softmax(-1), token, top_logprobs, token_text))
-            if stops:  # decoding the whole text each step is only worth it when a stop can match
-                cut = _first_stop(lm.tokenizer.decode(out_ids, skip_special_tokens=True), stops)
-                if cut >= 0:
-                    stopped_at, finish = cut, "stop"
-                    break
-            past = getattr(out, "cache", None)
-            if past is None:
-                past = out.past_key_values
-            out = lm.model(input_ids=torch.tensor([[token]], device=lm.device), use_cache=True, **{cache_arg: past})
-    text = lm.tokenizer.decode(out_ids, skip_special_tokens=True)
-    if stopped_at >= 0:
-        text = text[:stopped_at]
-    return Generation(text, finish, out_ids, entries if top_logprobs is not None else None, len(prompt_ids))
-
-
-def _cache_arg(model: torch.nn.Module) -> str:
-    # transformers renamed the KV-cache argument from past_key_values to cache during 5.x
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
-def _logprob_entry(logp: torch.Tensor, token: int, k: int, token_text: TokenText) -> dict[str, Any]:
-    text, raw = token_text(token)
-    top: list[dict[str, Any]] = []
-    if k > 0:
-        values, ids = logp.topk(k)
-        for value, tid in zip(values.tolist(), ids.tolist(), strict=True):
-            t_text, t_raw = token_text(tid)
-            top.append({"token": t_text, "logprob": value, "bytes": t_raw})
-    return {"token": text, "logprob": float(logp[token]), "bytes": raw, "top_logprobs": top}
-
-
-# -- the app ----------------------------------------------------------------------------------
-def _context_length(lm: LoadedModel) -> int:
-    config = lm.model.config
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    return int(getattr(text_config, "max_position_embeddings", 0) or 2048)
-
-
-def chat_prompt_ids(lm: LoadedModel, messages: list[ChatMessage]) -> list[int]:
-    """The chat template applied to the messages (plain concatenation for a base model)."""
-    turns = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in messages]
-    if lm.uses_template():
-        text = lm.tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-        return list(lm.tokenizer(text, add_special_tokens=False).input_ids)
-    text = "\n\n".join(t["content"] for t in turns)
-    return list(lm.tokenizer(text).input_ids)
+        try:
+            yield chunk({"role": "assistant", "content": ""})
+            while True:
+                try:
+                    event, data = await ex.next(job)
+                except ApiError as exc:
+                    yield f"data: {json.dumps(exc.body())}\n\n"
+                    return
+                if event == "token":
+                    values = {
+                        t: {"layer": next(iter(v)), "per_token": [v[next(iter(v))]], "threshold": data["thresholds"][t]}
+                        for t, v in data.get("values", {}).items()
+                    }
+                    yield chunk(
+                        {"content": data["text"]},
+                        logprobs=_choice_logprobs(data.get("logprobs")),
+                        traitscope={"token_ids": data["token_ids"], "trait_scores": values},
+                    )
+                elif event == "error":
+                    err = ApiError(data.get("status", 500), data["message"], kind="server_error")
+                    yield f"data: {json.dumps(err.body())}\n\n"
+                    return
+                else:
+                    yield chunk({}, data["finish_reason"], traitscope=data["traitscope"])
+                    if usage:
+                        n_p, n_c = data["prompt_tokens"], data["completion_tokens"]
+                        u = {"prompt_tokens": n_p, "completion_tokens": n_c, "total_tokens": n_p + n_c}
+                        yield f"data: {json.dumps({**head, 'choices': [], 'usage': u})}\n\n"
+                    yield "data: [DONE]\n\n"
+                    return
+        finally:
+            job.cancelled.set()  # a client that went away frees its row
 
 
 def create_app(
     lm: LoadedModel,
     model_name: str | None = None,
+    run_root: Path | None = None,
     max_tokens_cap: int = MAX_TOKENS_CAP,
     max_body_bytes: int = MAX_BODY_BYTES,
+    max_batch: int = 16,
+    max_queue: int = 64,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    api_key: str | None = None,
+    host: str = DEFAULT_HOST,
+    extra_hosts: tuple[str, ...] = (),
+    model_slug: str | None = None,
+    batch_wait_s: float = 0.02,
 ) -> FastAPI:
+    """The app for one model; ``app.state.batcher`` is its batcher (``close()`` it when done)."""
     name = model_name or lm.name
-    app = FastAPI(title=f"traitscope OpenAI-compatible server ({name})", docs_url=None, redoc_url=None)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    lock = threading.Lock()  # one forward pass at a time: the model and its threads are shared
-    context = _context_length(lm)
+    app = FastAPI(
+        title=f"traitscope OpenAI-compatible server ({name})", docs_url=None, redoc_url=None, openapi_url=None
+    )
+    batcher = Batcher(lm, max_batch=max_batch, max_queue=max_queue, gather_s=batch_wait_s)
+    server = Server(lm, name, TraitSource(lm, run_root, model_slug), batcher, max_tokens_cap, timeout_s)
+    app.state.batcher, app.state.server = batcher, server
     created = int(time.time())
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         if first.get("type") == "json_invalid":
-            return _error(400, "request body is not valid JSON")
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(400, f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}", where or None)
+            return ApiError(400, "request body is not valid JSON").response()
+        where = param_path(first.get("loc", ()))
+        return bad(f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}", where).response()
 
-    @app.exception_handler(_BadRequest)
-    async def _bad(_request: Request, exc: _BadRequest) -> JSONResponse:
-        return _error(400, str(exc), exc.param)
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
 
     @app.get("/v1/models")
     def list_models() -> dict[str, Any]:
@@ -315,51 +292,10 @@ def create_app(
             "data": [{"id": name, "object": "model", "created": created, "owned_by": "traitscope"}],
         }
 
-    @app.post("/v1/chat/completions")
-    def chat_completions(req: ChatRequest) -> dict[str, Any]:
-        if req.stream:
-            raise _BadRequest("stream=true is not supported by this server", "stream")
-        max_tokens = req.max_completion_tokens or req.max_tokens or min(DEFAULT_MAX_TOKENS, max_tokens_cap)
-        if max_tokens > max_tokens_cap:
-            raise _BadRequest(f"max_tokens {max_tokens} exceeds this server's cap of {max_tokens_cap}", "max_tokens")
-        if req.top_logprobs is not None and not req.logprobs:
-            raise _BadRequest("top_logprobs requires logprobs=true", "top_logprobs")
-        ids = chat_prompt_ids(lm, req.messages)
-        if len(ids) + max_tokens > context:
-            raise _BadRequest(
-                f"prompt of {len(ids)} tokens plus max_tokens {max_tokens} exceeds the context of {context}", "messages"
-            )
-        stops = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
-        temperature = 1.0 if req.temperature is None else req.temperature  # OpenAI's default
-        with lock:
-            gen = generate(
-                lm,
-                ids,
-                max_tokens,
-                temperature,
-                req.top_p or 1.0,
-                (req.top_logprobs or 0) if req.logprobs else None,
-                req.seed,
-                stops,
-            )
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": name,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": gen.text},
-                    "logprobs": {"content": gen.logprobs} if gen.logprobs is not None else None,
-                    "finish_reason": gen.finish_reason,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": gen.prompt_tokens,
-                "completion_tokens": len(gen.token_ids),
-                "total_tokens": gen.prompt_tokens + len(gen.token_ids),
-            },
-        }
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(req: ChatRequest) -> dict[str, Any] | StreamingResponse:
+        return await (server.stream(req) if req.stream else server.complete(req))
 
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(Guard, allowed=allowed_hosts(host, extra_hosts), api_key=api_key)
     return app

@@ -75,10 +75,6 @@ def grid(
     return [base] + [SteerConfig(method, site, tuple(layers), ratio=r, mode=mode, position=position) for r in ratios]
 
 
-def _direction_sign(trait: Trait) -> float:
-    return -1.0 if trait.steering_direction == "negative" else 1.0
-
-
 def terms_for(config: SteerConfig, vset: VectorSet, sign: float = 1.0, act_norms: dict[int, float] | None = None):
     if config.baseline:
         return []
@@ -150,7 +146,7 @@ def _generate_and_score(
     reporter: Reporter,
     done: dict[str, dict[str, Any]],
 ) -> None:
-    sign = _direction_sign(trait)
+    sign = trait.steering_sign
     prompt_ids = [lm.prompt_ids(q) for q in questions]
     rows_in = [(p, terms_for(c, vsets.get(_vkey(c)), sign)) for c in todo for p in prompt_ids]  # type: ignore[arg-type]
     advance = reporter.stage("steered answers", len(rows_in))

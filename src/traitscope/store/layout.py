@@ -11,6 +11,7 @@
   monitor/<prompt-set>/<id>.json
   report.html
 <run-root>/<model-slug>/monitor/<prompt-set>/   multi-trait monitor traces
+<run-root>/sweep.json                           the last `traitscope sweep`'s jobs and their summaries
 
 Positions are passed as specs (``"response[:]"``, a :class:`~traitscope.specs.Position`, or the
 folder name itself); folder names come from :attr:`Position.slug`, which is unique and reversible.
@@ -43,6 +44,11 @@ def model_dir(run_root: Path | str, model: str) -> Path:
     return Path(run_root) / model_slug(model)
 
 
+def sweep_index(run_root: Path | str) -> Path:
+    """``<run-root>/sweep.json``: one entry per job of the last sweep over this run root."""
+    return Path(run_root) / "sweep.json"
+
+
 def model_monitor_dir(run_root: Path | str, model: str, prompt_set: str) -> Path:
     """Traces that span several traits: ``<run-root>/<model-slug>/monitor/<prompt-set>``."""
     return model_dir(run_root, model) / "monitor" / prompt_set
@@ -59,6 +65,10 @@ class RunDir:
     def of(cls, model: str, trait: str, run_root: Path | str = DEFAULT_RUN_ROOT) -> RunDir:
         """The run directory of ``trait`` on ``model`` (a name or slug) under ``run_root``."""
         return cls(model_dir(run_root, model) / Path(trait).name)
+
+    def variant(self, suffix: str) -> RunDir:
+        """A sibling run of the same model for vectors derived from this one (``<trait>-<suffix>``)."""
+        return RunDir(self.root.with_name(f"{self.trait}-{suffix}"))
 
     @property
     def run_root(self) -> Path:

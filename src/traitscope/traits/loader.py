@@ -5,7 +5,8 @@ what is wrong, raised before any model is loaded.
 
 traitscope format::
 
-    trait.yaml        name, description, elicitation, [template], steering: {direction, questions}
+    trait.yaml        name, description, elicitation, [template], steering: {direction, questions},
+                      [ab_questions: [{question, trait_answer, opposite_answer}]]
     scenarios.jsonl   {"id", "polarity", "prompt", ["system"], ["pair"], ["tags": {str: str}]}
 
 trait-interp format::
@@ -34,6 +35,7 @@ from traitscope.traits.schema import (
     MIN_STEERING_QUESTIONS,
     POLARITIES,
     TEMPLATES,
+    ABQuestion,
     Scenario,
     Trait,
 )
@@ -117,8 +119,31 @@ def _load_traitscope(path: Path) -> Trait:
         where,
     )
     questions = _questions(steering.get("questions"), f"{where} steering.questions")
+    ab = _ab_questions(meta.get("ab_questions"), f"{where} ab_questions")
     scenarios = _read_scenarios(path / "scenarios.jsonl")
-    return Trait(str(name), str(description), elicitation, scenarios, questions, direction, template, path)
+    return Trait(
+        str(name), str(description), elicitation, scenarios, questions, direction, template, path, ab_questions=ab
+    )
+
+
+AB_KEYS = ("question", "trait_answer", "opposite_answer")
+
+
+def _ab_questions(raw: Any, where: str) -> tuple[ABQuestion, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise TraitscopeError(f"{where}: expected a list of {{question, trait_answer, opposite_answer}} mappings")
+    out: list[ABQuestion] = []
+    for i, item in enumerate(raw):
+        values = [item.get(k) if isinstance(item, dict) else None for k in AB_KEYS]
+        if not all(isinstance(v, str) and v.strip() for v in values):
+            missing = [k for k, v in zip(AB_KEYS, values, strict=True) if not (isinstance(v, str) and v.strip())]
+            raise TraitscopeError(f"{where}[{i}]: needs non-empty strings {', '.join(AB_KEYS)} (bad: {', '.join(missing)})")
+        if values[1].strip() == values[2].strip():
+            raise TraitscopeError(f"{where}[{i}]: trait_answer and opposite_answer are the same text")
+        out.append(ABQuestion(*(str(v).strip() for v in values)))
+    return tuple(out)
 
 
 def _questions(raw: Any, where: str) -> list[str]:

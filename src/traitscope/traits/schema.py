@@ -44,6 +44,15 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class ABQuestion:
+    """A two-choice behavioural question: one answer shows the trait, the other its opposite."""
+
+    question: str
+    trait_answer: str
+    opposite_answer: str
+
+
+@dataclass(frozen=True)
 class Trait:
     name: str
     description: str
@@ -54,6 +63,12 @@ class Trait:
     template: str = "auto"
     path: Path | None = None
     source_format: str = "traitscope"  # or "trait-interp"
+    ab_questions: tuple[ABQuestion, ...] = ()  # optional, for the judge-free A/B evaluation
+
+    @property
+    def steering_sign(self) -> float:
+        """+1 to steer toward the trait, -1 when its steering direction is negative (push away)."""
+        return -1.0 if self.steering_direction == "negative" else 1.0
 
     @property
     def raw(self) -> bool:

@@ -1,38 +1,37 @@
 """The dashboard: a FastAPI app serving a static front end and a read-only JSON API over a run
 root (``<run-root>/<model-slug>/<trait>/``), plus the Live view's event stream.
 
-API (all GET; names are single path segments, checked and resolved inside the run root):
+API (GET unless said; names are single path segments, checked and resolved inside the run root):
   /api/runs                              models, their traits (what each has) and traces
   /api/extraction/{model}/{trait}        evaluation.json as layer × method grids per site
   /api/steering/{model}/{trait}          steering/results.jsonl as layer × strength grids + answers
   /api/trace/{path}                      one monitor trace (path relative to the run root)
   /api/live/info/{model}                 traits with vectors, whether steering is available
-  /api/live/stream/{model}?prompt=&traits=a,b[&layer=&site=&method=&max_new_tokens=
-                          &steer_trait=&steer_layer=&ratio=]   server-sent events: meta, token, done, error
+  POST /api/live/v1/{model}/chat/completions   the serving endpoint of `traitscope serve` for this model
+                          (OpenAI chat completions + the `traitscope` field; stream: true for SSE)
 Missing or damaged files give 200 with a ``problems`` list, so a view shows what is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import queue
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.datastructures import MutableHeaders
 
 from traitscope.errors import TraitscopeError
 from traitscope.models.loader import LoadedModel
 from traitscope.report.data import NO_STEERING, extraction_grids, steering_grids
 from traitscope.store.layout import RunDir
-from traitscope.web.files import OutsideRoot, RunRoot, plain_name, read_json, read_jsonl
-from traitscope.web.live import MAX_PROMPT_CHARS, LiveEngine, LiveRequest, sse
+from traitscope.web.files import OutsideRoot, RunRoot, read_json, read_jsonl
+from traitscope.web.live import LiveEngine
 
 STATIC = Path(__file__).parent / "static"
 MAX_URL_CHARS = 8192
@@ -102,7 +101,7 @@ def create_app(
     """The dashboard app over ``run_root``. ``loader(model_slug)`` loads a model for the Live
     view (default: :func:`traitscope.models.load_model` of the name recorded in the vectors)."""
     root = RunRoot(run_root)
-    live = LiveEngine(root, loader)
+    live = LiveEngine(root, loader, host)
     app = FastAPI(title="traitscope", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.root = root
     app.state.live = live
@@ -217,62 +216,37 @@ def create_app(
             return _error(404, f"no model folder {model!r} in the run root")
         return await asyncio.to_thread(live.info, model)
 
-    @app.get("/api/live/stream/{model}")
-    async def live_stream(
-        model: str,
-        prompt: str = Query(..., max_length=MAX_PROMPT_CHARS),
-        traits: str = Query(..., max_length=1000),
-        layer: int | None = None,
-        site: str = "residual",
-        method: str = "probe",
-        max_new_tokens: int = 48,
-        steer_trait: str | None = None,
-        steer_layer: int | None = None,
-        ratio: float | None = None,
-    ) -> Any:
+    @app.post("/api/live/v1/{model}/chat/completions", response_model=None)
+    async def live_chat(model: str, request: Request) -> Any:
+        """The serving endpoint (``traitscope serve``'s) for this run root's model folder."""
+        from traitscope.serve.protocol import ApiError, ChatRequest, bad, param_path
+
         if not root.path(model).is_dir():
             return _error(404, f"no model folder {model!r} in the run root")
-        names = [t.strip() for t in traits.split(",") if t.strip()]
-        for name in [*names, site, method, *([steer_trait] if steer_trait else [])]:
-            plain_name(name)  # each becomes a path segment under the run root
-        req = LiveRequest(
-            prompt,
-            names,
-            site,
-            method,
-            layer=layer,
-            max_new_tokens=max_new_tokens,
-            steer_trait=steer_trait or None,
-            steer_layer=steer_layer,
-            ratio=ratio,
-        ).check()
-        q = live.start(model, req)
-        return StreamingResponse(
-            _events(q), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        )
+        try:
+            req = ChatRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = param_path(first.get("loc", ()))
+            return bad(f"invalid request: {where or 'body'}: {first.get('msg', 'malformed')}", where).response()
+        server = await asyncio.to_thread(live.server, model)
+        req.model = None  # the model is the folder's
+        try:
+            return await (server.stream(req) if req.stream else server.complete(req))
+        except ApiError as exc:
+            return exc.response()
 
     app.add_middleware(Guard, allowed_hosts=allowed_hosts(host))
     return app
 
 
 def allowed_hosts(host: str) -> set[str]:
-    """Host headers to accept: the local names and the bound address; anything when bound to
-    every interface (the user chose that, and cannot know the name clients will use)."""
-    try:
-        if ipaddress.ip_address(host.strip("[]")).is_unspecified:
-            return set()
-    except ValueError:
-        pass  # a host name, not an address
-    return set(LOCAL_HOSTS) | {host, f"[{host}]"}
+    """Host headers to accept: the local names and the bound address; bound to every interface,
+    also this machine's names and addresses (:func:`traitscope.serve.guard.allowed_hosts`), never
+    "anything"."""
+    from traitscope.serve.guard import allowed_hosts as serving_hosts
 
-
-async def _events(q: queue.Queue) -> AsyncIterator[str]:
-    while True:
-        item = await asyncio.to_thread(q.get)
-        if item is None:
-            return
-        event, data = item
-        yield sse(event, data)
+    return serving_hosts(host)
 
 
 def bind(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:

@@ -1,29 +1,25 @@
-"""The dashboard's Live view: a prompt in, tokens out as server-sent events, each with its
-projections. The model loads on first use; one generation runs at a time, because monitor and
-steering hooks on a shared model would otherwise mix. Generation runs in a worker thread that
-always finishes (it is short: max_new_tokens is capped), so a browser that goes away never
-leaves hooks attached or the lock held."""
+"""The dashboard's Live view: a prompt in, tokens out as they are generated, each coloured by its
+projection. It runs on the OpenAI-compatible server's app (:mod:`traitscope.serve`): the Live view
+posts a streaming chat completion with a ``traitscope`` field (monitor, optional steer), so its
+requests queue in that server's batcher with everyone else's (a full queue answers 429 at once,
+never a thread waiting on a lock). The model loads on first use, one model at a time."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
-import queue
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from safetensors import safe_open
 
-from traitscope.errors import TraitscopeError
 from traitscope.models.loader import LoadedModel
 from traitscope.web.files import RunRoot
 
 MAX_PROMPT_CHARS = 2000
 MAX_NEW_TOKENS = 200
-BUSY_WAIT_S = 120
+MAX_QUEUE = 16
+TIMEOUT_S = 300.0
 
 
 def steering_available() -> bool:
@@ -35,47 +31,17 @@ def steering_available() -> bool:
     return True
 
 
-@dataclass
-class LiveRequest:
-    prompt: str
-    traits: list[str]
-    site: str = "residual"
-    method: str = "probe"
-    position: str = "response[:]"
-    layer: int | None = None  # None: each trait's best layer
-    max_new_tokens: int = 48
-    steer_trait: str | None = None
-    steer_layer: int | None = None
-    ratio: float | None = None
-
-    def check(self) -> LiveRequest:
-        if not self.prompt.strip():
-            raise TraitscopeError("the prompt is empty")
-        if len(self.prompt) > MAX_PROMPT_CHARS:
-            raise TraitscopeError(f"the prompt is over {MAX_PROMPT_CHARS} characters")
-        if not self.traits:
-            raise TraitscopeError("choose at least one trait to monitor")
-        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
-            raise TraitscopeError(f"max_new_tokens must be in 1-{MAX_NEW_TOKENS}")
-        if self.steer_trait:
-            if self.steer_layer is None or self.ratio is None:
-                raise TraitscopeError("steering needs a trait, a layer and a ratio")
-            if not math.isfinite(self.ratio) or not 0 <= self.ratio <= 4:
-                raise TraitscopeError("the steering ratio must be between 0 and 4")
-        return self
-
-
-def sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
 class LiveEngine:
-    def __init__(self, root: RunRoot, loader: Callable[[str], LoadedModel] | None = None) -> None:
+    def __init__(
+        self, root: RunRoot, loader: Callable[[str], LoadedModel] | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.root = root
         self.loader = loader
-        self.lock = threading.Lock()
+        self.host = host
+        self._loading = threading.Lock()  # held only while a model loads
         self.model: LoadedModel | None = None
         self.model_slug: str | None = None
+        self.app: Any = None
         self.loads = 0
 
     def model_name(self, slug: str) -> str:
@@ -90,18 +56,37 @@ class LiveEngine:
                     continue
         return slug
 
-    def _load(self, slug: str) -> LoadedModel:
-        if self.model is None or self.model_slug != slug:
-            self.model = None  # one model at a time: drop the old one before loading
-            if self.loader is not None:
-                self.model = self.loader(slug)
-            else:
-                from traitscope.models import load_model
+    def server(self, slug: str) -> Any:
+        """The serving app's request handler for ``slug``'s model, loading it on first use."""
+        with self._loading:
+            if self.app is None or self.model_slug != slug:
+                if self.app is not None:  # one model at a time: drop the old one first
+                    self.app.state.batcher.close()
+                    self.app = self.model = None
+                if self.loader is not None:
+                    self.model = self.loader(slug)
+                else:
+                    from traitscope.models import load_model
 
-                self.model = load_model(self.model_name(slug))
-            self.model_slug = slug
-            self.loads += 1
-        return self.model
+                    self.model = load_model(self.model_name(slug))
+                from traitscope.serve import create_app
+
+                self.app = create_app(
+                    self.model,
+                    run_root=self.root.root,
+                    model_slug=slug,
+                    max_tokens_cap=MAX_NEW_TOKENS,
+                    max_queue=MAX_QUEUE,
+                    timeout_s=TIMEOUT_S,
+                    host=self.host,
+                )
+                self.model_slug = slug
+                self.loads += 1
+            return self.app.state.server
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.state.batcher.close()
 
     def info(self, slug: str) -> dict[str, Any]:
         traits = []
@@ -121,78 +106,9 @@ class LiveEngine:
                 traits.append({"name": trait, "options": options})
         return {
             "model": slug,
-            "loaded": self.model is not None and self.model_slug == slug,
+            "loaded": self.app is not None and self.model_slug == slug,
             "steering": steering_available(),
             "traits": traits,
             "max_new_tokens": MAX_NEW_TOKENS,
             "max_prompt_chars": MAX_PROMPT_CHARS,
         }
-
-    def _steering(self, lm: LoadedModel, slug: str, req: LiveRequest) -> contextlib.AbstractContextManager:
-        if not req.steer_trait:
-            return contextlib.nullcontext()
-        if not steering_available():
-            raise TraitscopeError("steering is not available in this installation")
-        from traitscope.activations import parse_position
-        from traitscope.steering import SteeringSpec, build_terms, steer
-        from traitscope.store import RunDir, load_vectors
-
-        run = RunDir(self.root.path(slug, req.steer_trait))
-        vset = load_vectors(run.vector_file(parse_position(req.position).slug, req.site, req.method))
-        vset.check_model(lm.n_layers, lm.hidden_size, lm.site_dim(req.site), lm.name)
-        terms = build_terms(vset, [int(req.steer_layer)], ratio=float(req.ratio))  # type: ignore[arg-type]
-        return steer(lm, SteeringSpec(terms=terms))
-
-    def _work(self, slug: str, req: LiveRequest, out: queue.Queue) -> None:
-        from traitscope.generation import SamplingConfig
-        from traitscope.monitor import load_bank, stream_prompt
-        from traitscope.prompts import Prompt
-
-        if not self.lock.acquire(timeout=BUSY_WAIT_S):
-            out.put(("error", {"message": "another generation is still running; try again"}))
-            out.put(None)
-            return
-        try:
-            if self.model is None or self.model_slug != slug:
-                out.put(("status", {"message": f"loading {slug} (first use)"}))
-            lm = self._load(slug)
-            layers = None if req.layer is None else [req.layer]
-            bank = load_bank(lm, self.root.root, req.traits, req.site, req.method, req.position, layers, slug)
-            out.put(("meta", _meta(bank, req)))
-            with self._steering(lm, slug, req):
-                for ev in stream_prompt(lm, Prompt("live", req.prompt), bank, SamplingConfig(req.max_new_tokens)):
-                    out.put(("done" if ev.get("done") else "token", ev))
-        except TraitscopeError as exc:
-            out.put(("error", {"message": str(exc)}))
-        except Exception as exc:  # the stream must end with a message, not silence
-            out.put(("error", {"message": f"internal error: {type(exc).__name__}: {exc}"}))
-        finally:
-            self.lock.release()
-            out.put(None)
-
-    def start(self, slug: str, req: LiveRequest) -> queue.Queue:
-        out: queue.Queue = queue.Queue()
-        threading.Thread(target=self._work, args=(slug, req, out), daemon=True, name="traitscope-live").start()
-        return out
-
-
-def _meta(bank: Any, req: LiveRequest) -> dict[str, Any]:
-    return {
-        "traits": bank.traits,
-        "layers": {t: bank.layers_of(t) for t in bank.traits},
-        "thresholds": {t: {str(e.layer): e.threshold for e in bank.entries if e.trait == t} for t in bank.traits},
-        "site": bank.site,
-        "method": req.method,
-        "steering": None
-        if not req.steer_trait
-        else {"trait": req.steer_trait, "layer": req.steer_layer, "ratio": req.ratio},
-    }
-
-
-def drain(q: queue.Queue, timeout: float = 600) -> Iterator[tuple[str, Any]]:
-    """(event, data) pairs from a worker's queue until it ends (for tests and sync callers)."""
-    while True:
-        item = q.get(timeout=timeout)
-        if item is None:
-            return
-        yield item

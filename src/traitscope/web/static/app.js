@@ -369,10 +369,22 @@ function configLabel(r) {
 function baselineTable(baselines) {
   if (!baselines || !baselines.length) return h("p", { class: "status", text: "no baseline row in the results" });
   return h("table", { id: "baselines" }, h("tr", {}, ["baseline (judge)", "trait mean", "coherence mean", "n"].map((c) => h("th", { text: c }))),
-    baselines.map((b) => h("tr", {}, h("td", { text: b.judge || "?" }), h("td", { text: fmt(b.trait_mean, 1) }), h("td", { text: fmt(b.coherence_mean, 1) }), h("td", { text: b.n }))));
+    baselines.map((b) => h("tr", {}, h("td", { text: b.judge || "?" }), h("td", { text: b.ab_score !== null && b.ab_score !== undefined ? `A/B ${fmt(b.ab_score, 3)}` : fmt(b.trait_mean, 1) }), h("td", { text: fmt(b.coherence_mean, 1) }), h("td", { text: b.n }))));
+}
+
+function abGroup(g, rows, answers) {
+  const span = Math.max(1e-9, ...g.ab_delta.flat().filter(Number.isFinite).map(Math.abs));
+  const abMap = heatmap({
+    title: `${g.key}: A/B delta`, rows: g.layers, cols: g.ratios, values: g.ab_delta, digits: 3,
+    colour: (v) => diverging(v / span), xLabel: "ratio", yLabel: "layer", id: `ab-${safeId(g.key)}`,
+    onClick: (i, j) => showAnswers(answers, rows[g.cells[i][j]]),
+  });
+  return h("div", { class: "group" }, h("h3", { text: g.key }), h("div", { class: "row" }, abMap),
+    h("p", { class: "status", text: "judge-free: change in the probability of the trait answer against the unsteered model (no coherence check)" }));
 }
 
 function steeringGroup(g, rows, floor, answers) {
+  if ((g.ab_delta || []).flat().some(Number.isFinite)) return abGroup(g, rows, answers);
   let best = null;
   g.delta.forEach((row, i) => row.forEach((v, j) => {
     const c = g.coherence[i][j];
@@ -403,6 +415,13 @@ function steeringGroup(g, rows, floor, answers) {
 
 function showAnswers(box, row) {
   if (!row) return;
+  if (row.eval === "ab") {
+    const items = Array.isArray(row.items) ? row.items : [];
+    box.replaceChildren(h("p", {}, h("b", { text: configLabel(row) }), ` — A/B score ${fmt(row.ab_score, 3)} (${row.ab_format || "?"}), n ${row.n}`),
+      h("table", { class: "answers" }, h("tr", {}, ["question", "p(trait answer)"].map((c) => h("th", { text: c }))),
+        items.map((it) => h("tr", {}, h("td", { class: "text", text: it.question }), h("td", { text: fmt(it.p_trait, 3) })))));
+    return;
+  }
   const list = Array.isArray(row.answers) ? row.answers : [];
   box.replaceChildren(
     h("p", {}, h("b", { text: configLabel(row) }), ` — trait ${fmt(row.trait_mean, 1)}, coherence ${fmt(row.coherence_mean, 1)}, delta ${fmt(row.delta, 1)}, n ${row.n}`),
@@ -557,63 +576,105 @@ async function renderLive(sec) {
     steerBox, h("div", { class: "controls" }, go), status, out);
 }
 
+function liveRequest(ui, traits) {
+  // The serving endpoint's request: a streamed chat completion with the `traitscope` field.
+  const [site, method] = ui.optPick.value.split("/");
+  const ts = { monitor: { traits, site, method, layers: ui.layerPick.value === "" ? "best" : ui.layerPick.value } };
+  let steering = null;
+  if (ui.info.steering && ui.steerTrait.value) {
+    steering = { trait: ui.steerTrait.value, layer: Number(ui.steerLayer.value), ratio: Number(ui.ratio.value) };
+    ts.steer = [{ trait: steering.trait, layers: String(steering.layer), ratio: steering.ratio, site, method }];
+  }
+  const body = { messages: [{ role: "user", content: ui.prompt.value }], max_tokens: Number(ui.maxTok.value), temperature: 0, stream: true, traitscope: ts };
+  return { body, steering };
+}
+
+async function readStream(response, onChunk) {
+  // Server-sent events from a fetch body: one JSON object per `data:` line until [DONE].
+  const reader = response.body.getReader(), dec = new TextDecoder();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += dec.decode(value, { stream: true });
+    let k;
+    while ((k = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, k);
+      buf = buf.slice(k + 2);
+      for (const line of block.split("\n")) {
+        if (!line.startsWith("data: ")) continue;
+        if (line.slice(6) === "[DONE]") return;
+        onChunk(JSON.parse(line.slice(6)));
+      }
+    }
+  }
+}
+
 function startLive(ui) {
-  if (state.live) state.live.close();
+  if (state.live) state.live.abort();
   const traits = [...document.querySelectorAll("input.live-trait:checked")].map((c) => c.value);
   if (!traits.length) { ui.status.textContent = "tick at least one trait"; return; }
-  const [site, method] = ui.optPick.value.split("/");
-  const q = new URLSearchParams({ prompt: ui.prompt.value, traits: traits.join(","), site, method, max_new_tokens: ui.maxTok.value });
-  if (ui.layerPick.value !== "") q.set("layer", ui.layerPick.value);
-  if (ui.info.steering && ui.steerTrait.value) {
-    q.set("steer_trait", ui.steerTrait.value);
-    q.set("steer_layer", ui.steerLayer.value);
-    q.set("ratio", ui.ratio.value);
-  }
-  const events = [];
-  let meta = null;
+  const { body, steering } = liveRequest(ui, traits);
+  const events = [], thresholds = {}, layers = {};
   const tokensBox = h("div", { id: "live-tokens" }), chartBox = h("div", {});
   ui.out.replaceChildren(tokensBox, chartBox);
-  ui.status.textContent = "generating…";
+  ui.status.textContent = ui.info.loaded ? "generating…" : "loading the model (first use), then generating…";
+  ui.status.className = "status";
+  ui.status.dataset.done = "";
   ui.go.disabled = true;
-  const es = new EventSource(`/api/live/stream/${enc(state.model)}?${q}`);
-  state.live = es;
+  const ctl = new AbortController();
+  state.live = ctl;
   const finish = (text, cls) => {
-    es.close();
+    if (ui.status.dataset.done === "1") return;
     ui.go.disabled = false;
     ui.status.textContent = text;
     ui.status.className = `status ${cls || ""}`;
     ui.status.dataset.done = "1";
   };
   const redraw = () => {
-    const tr = meta.traits[0], l = String(meta.layers[tr][0]);
-    const values = events.map((e) => e.projections[tr][l]);
-    const norms = events.map((e) => e.norms[l]);
-    const skip = outliers(norms);
-    const boundary = events.filter((e) => e.region === "prompt").length;
-    const thr = Number(meta.thresholds[tr][l]);
-    const describe = (i) => `#${i} ${JSON.stringify(events[i].text)} (${events[i].region})\n` +
-      Object.entries(events[i].projections).flatMap(([a, byL]) => Object.entries(byL).map(([b, v]) => `${a} L${b}: ${fmt(v)}`)).join("\n");
-    tokensBox.replaceChildren(tokenView(events.map((e) => e.text), values, thr, boundary, skip, describe));
-    const series = meta.traits.flatMap((a) => meta.layers[a].map((b) => ({ label: `${a} L${b}`, values: events.map((e) => e.projections[a][String(b)]) })));
-    chartBox.replaceChildren(lineChart({ series, tokens: events.map((e) => e.text), boundary, skip, id: "live-trajectory" }));
+    const tr = traits[0];
+    const describe = (i) => `#${i} ${JSON.stringify(events[i].text)}\n` + traits.map((a) => `${a} L${layers[a]}: ${fmt(events[i].values[a])}`).join("\n");
+    tokensBox.replaceChildren(tokenView(events.map((e) => e.text), events.map((e) => e.values[tr]), Number(thresholds[tr] || 0), 0, new Set(), describe));
+    const series = traits.map((a) => ({ label: `${a} L${layers[a]}`, values: events.map((e) => e.values[a]) }));
+    chartBox.replaceChildren(lineChart({ series, tokens: events.map((e) => e.text), boundary: 0, id: "live-trajectory" }));
   };
-  es.addEventListener("status", (ev) => { ui.status.textContent = JSON.parse(ev.data).message; });
-  es.addEventListener("meta", (ev) => { meta = JSON.parse(ev.data); ui.status.textContent = "generating…"; });
-  es.addEventListener("token", (ev) => {
-    events.push(JSON.parse(ev.data));
-    if (events.length % 4 === 0 || JSON.parse(ev.data).region === "response") redraw();
-  });
-  es.addEventListener("done", (ev) => {
-    const d = JSON.parse(ev.data);
-    if (meta && events.length) redraw();
-    const steer = meta && meta.steering ? `, steered: ${meta.steering.trait} L${meta.steering.layer} ratio ${meta.steering.ratio}` : "";
-    finish(`done: ${d.n_tokens - d.boundary} response tokens (stop: ${d.stop})${steer}`);
-  });
-  es.addEventListener("error", (ev) => {
-    // A server "error" event carries data; a dropped connection does not. Either way: stop (no auto-retry).
-    const msg = ev.data ? JSON.parse(ev.data).message : "the connection to the server was lost";
-    finish(`error: ${msg}`, "error");
-  });
+  const onChunk = (c) => {
+    if (c.error) { finish(`error: ${c.error.message}`, "error"); return; }
+    const choice = c.choices && c.choices[0], t = c.traitscope;
+    if (!choice) return;
+    const text = (choice.delta && choice.delta.content) || "";
+    if (t && t.token_ids && t.token_ids.length) {
+      const values = {};
+      for (const [a, sc] of Object.entries(t.trait_scores)) { values[a] = sc.per_token[0]; thresholds[a] = sc.threshold; layers[a] = sc.layer; }
+      events.push({ text, values });
+      redraw();
+    } else if (text && events.length) {
+      events[events.length - 1].text += text;  // text held back until the stream was sure of it
+    }
+    if (choice.finish_reason) {
+      if (events.length) redraw();
+      const steer = steering ? `, steered: ${steering.trait} L${steering.layer} ratio ${steering.ratio}` : "";
+      const fired = t && t.steered === false && steering ? " (steering did not apply)" : "";
+      finish(`done: ${events.length} response tokens (stop: ${choice.finish_reason})${steer}${fired}`);
+    }
+  };
+  (async () => {
+    try {
+      const r = await fetch(`/api/live/v1/${enc(state.model)}/chat/completions`, {
+        method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body), signal: ctl.signal,
+      });
+      if (!r.ok) {
+        const b = await r.json().catch(() => null);
+        const e = b && b.error;
+        finish(`error: ${(e && (e.message || e)) || `HTTP ${r.status}`}`, "error");
+        return;
+      }
+      await readStream(r, onChunk);
+      finish("error: the stream ended before the answer did", "error");
+    } catch (e) {
+      if (e.name !== "AbortError") finish(`error: the connection to the server was lost (${e})`, "error");
+    }
+  })();
 }
 
 // ---------- start ----------
