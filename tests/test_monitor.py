@@ -290,7 +290,7 @@ def cli(*args: str):
 def test_monitor_command(lm, run_root, tmp_path, monkeypatch):
     import traitscope.models
 
-    monkeypatch.setattr(traitscope.models, "load_model", lambda name: lm)  # the session's model, no reload
+    monkeypatch.setattr(traitscope.models, "load_model", lambda name, **kw: lm)  # the session's model, no reload
     prompts = tmp_path / "set.json"
     prompts.write_text(
         json.dumps(

@@ -136,6 +136,10 @@ def site(lm, tmp_path_factory):
     trace = monitor_prompts(lm, [Prompt("sun", "Describe a sunny morning.")], bank, SamplingConfig(8), "test")[0]
     write_trace(RunDir(run).monitor("test") / "sun.json", trace)
     (RunDir(run).monitor("test") / "broken.json").write_text(json.dumps(trace)[:500])  # a killed writer
+    from traitscope.finetune.diff import diff_trace  # base vs "finetuned" (the same model here): the Diff view
+
+    diff = diff_trace(lm, lm, bank, Prompt("sun", "Describe a sunny morning."), SamplingConfig(8), "test")
+    write_trace(RunDir(run).monitor("test") / "sun.diff.json", diff)
     # a trait with vectors and evaluation but no steering results yet
     shutil.copytree(run / "vectors", base / "calm" / "vectors")
     shutil.copy(run / "evaluation.json", base / "calm" / "evaluation.json")
@@ -497,6 +501,20 @@ def test_dynamics_view(page, site, output_dir):
     page.select_option("#trace-pick", f"{site.slug}/optimism/monitor/test/broken.json")
     page.wait_for_selector("#trace-body .problems")
     assert "truncated" in page.locator("#trace-body .problems").inner_text()
+    assert page.errors == []
+
+
+def test_diff_view(page, site, output_dir):
+    open_view(page, site, "diff", f"?model={site.slug}")
+    page.wait_for_selector("#diff-body .tokens")
+    assert page.locator("#diff-pick option").count() == 1  # monitor traces stay in Dynamics
+    assert page.locator("#diff-both polyline.series").count() == 4  # optimism L4, L14 x finetuned, base
+    assert page.locator("#diff-delta polyline.series").count() == 2
+    assert "finetuned − base" in page.locator("#diff-delta").inner_text()
+    page.screenshot(path=str(output_dir / "web-diff.png"), full_page=True)
+    open_view(page, site, "dynamics", f"?model={site.slug}")
+    options = page.locator("#trace-pick option").all_inner_texts()
+    assert not any("diff" in o for o in options)
     assert page.errors == []
 
 

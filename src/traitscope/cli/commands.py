@@ -1,5 +1,6 @@
 """Registers every sub-command on the Typer app (one module per area)."""
 
+import traitscope.cli.finetune_cmd  # noqa: F401  (finetune, shift, screen, diff, reproduce finetune)
 from traitscope.cli import (  # noqa: F401
     extract_cmd,
     judge_cmd,

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import DEVICE_MAP_OPT, MAX_MEMORY_OPT, load, print_best, run_dir, split_list
+from traitscope.cli.common import ADAPTER_OPT, DEVICE_MAP_OPT, MAX_MEMORY_OPT, load, print_best, run_dir, split_list
 from traitscope.models.registry import DEFAULT_MODEL
 
 
@@ -48,6 +48,7 @@ def traits(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
 
 @app.command()
 def extract(
+    adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or a trait folder (traitscope or trait-interp layout)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, local directory or HF id."),
     layers: str = typer.Option("all", help="Layer spec: all, 8, 6-10, 30%-60%, or a comma list."),
@@ -96,9 +97,9 @@ def extract(
         folds=folds, stratify_tag=stratify_tag, limit=limit, vet=vet or "none",
     )  # fmt: skip
     config.validate(trait=t)
-    rd = run_dir(out, model, t.name)
+    rd = run_dir(out, model, t.name, adapter=adapter)
     with console.status(f"loading {model}"):
-        lm = load(model, device_map, max_memory)
+        lm = load(model, device_map, max_memory, adapter)
     with rich_reporter() as rep:
         result = run_extract(lm, t, rd, config, reporter=rep, vetter=vetter_for(vet, t, lm), force=force)
     summary = result.summary(t.name, lm.name, vet)

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import DEVICE_MAP_OPT, MAX_MEMORY_OPT, load
+from traitscope.cli.common import ADAPTER_OPT, DEVICE_MAP_OPT, MAX_MEMORY_OPT, load
 from traitscope.errors import TraitscopeError
 from traitscope.jsonl import parse_jsonl
 from traitscope.models.registry import DEFAULT_MODEL
@@ -55,6 +55,7 @@ def _cut(text: str, n: int = 60) -> str:
 
 @app.command()
 def judge(
+    adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or trait folder."),
     input_path: Path = typer.Option(..., "--input", "-i", help='JSONL file, one {"question", "answer"} per line.'),
     run: Path | None = typer.Option(
@@ -82,7 +83,7 @@ def judge(
     lm = None
     if needs_model(judge_name):
         with console.status(f"loading {model}"):
-            lm = load(model, device_map, max_memory)
+            lm = load(model, device_map, max_memory, adapter)
     scorer = get_judge(judge_name, trait_obj, run, lm)
     pairs = [(r["question"], r["answer"]) for r in rows]
     with console.status(f"judging {len(pairs)} answer(s) with {scorer.name}"):

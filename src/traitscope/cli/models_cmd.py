@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import DEVICE_MAP_OPT, MAX_MEMORY_OPT, load
+from traitscope.cli.common import ADAPTER_OPT, DEVICE_MAP_OPT, MAX_MEMORY_OPT, load
 from traitscope.models import BUNDLED, DEFAULT_MODEL, cache_root, cached_status
 
 MODEL_OPT = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, local directory or Hugging Face id.")
@@ -16,6 +17,7 @@ MODEL_OPT = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, lo
 
 @app.command()
 def info(
+    adapter: Path | None = ADAPTER_OPT,
     model: str = MODEL_OPT,
     prompt: str = typer.Option("What is the capital of France?", help="Prompt for the test generation."),
     max_new_tokens: int = typer.Option(24, min=1, max=512),
@@ -28,7 +30,7 @@ def info(
     from traitscope.models.placement import offloaded
 
     with console.status(f"loading {model} (a bundled model's first load de-quantises it, 20-90 s)"):
-        lm = load(model, device_map, max_memory)
+        lm = load(model, device_map, max_memory, adapter)
     start = time.perf_counter()
     text = complete(lm, prompt, max_new_tokens=max_new_tokens)
     gen_s = time.perf_counter() - start

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import DEVICE_MAP_OPT, MAX_MEMORY_OPT
+from traitscope.cli.common import ADAPTER_OPT, DEVICE_MAP_OPT, MAX_MEMORY_OPT
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
 from traitscope.store.layout import DEFAULT_RUN_ROOT
@@ -50,6 +50,7 @@ def default_out(run_root: Path, model_slug: str, traits: tuple[str, ...], set_na
 
 @app.command()
 def monitor(
+    adapter: Path | None = ADAPTER_OPT,
     traits: str = typer.Option(..., "--traits", "-t", help="Comma-separated extracted traits, e.g. optimism,refusal."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, local directory or HF id."),
     run_root: Path = typer.Option(DEFAULT_RUN_ROOT, "--run-root", help="Holds <model-slug>/<trait>/ run directories."),
@@ -92,7 +93,7 @@ def monitor(
         raise TraitscopeError(f"--color-by {color_by!r} is not one of --traits ({', '.join(trait_names)})")
     gen = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed).validate()
     with console.status(f"loading {model}"):
-        lm = load(model, device_map, max_memory)
+        lm = load(model, device_map, max_memory, adapter)
     bank = load_bank(lm, run_root, trait_names, site, method, position, layers)
     with console.status(f"monitoring {len(pset)} prompt(s)"):
         traces = monitor_prompts(lm, list(pset.prompts), bank, gen, pset.name, batch_size=batch_size)

@@ -7,7 +7,16 @@ from pathlib import Path
 import typer
 
 from traitscope.cli.app import app, console
-from traitscope.cli.common import DEVICE_MAP_OPT, MAX_MEMORY_OPT, floats, load, print_best, run_dir, split_list
+from traitscope.cli.common import (
+    ADAPTER_OPT,
+    DEVICE_MAP_OPT,
+    MAX_MEMORY_OPT,
+    floats,
+    load,
+    print_best,
+    run_dir,
+    split_list,
+)
 from traitscope.models.registry import DEFAULT_MODEL
 
 
@@ -17,6 +26,7 @@ def _fmt(value: float | None, spec: str = ".1f") -> str:
 
 @app.command()
 def run(
+    adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or trait folder."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
     out: Path | None = typer.Option(None, "--out", help="Run directory [default: runs/<model>/<trait>]."),
@@ -48,9 +58,9 @@ def run(
         load_prompt_set(prompt_set)  # a bad name fails before the model loads
     config = ExtractConfig(model=model, layers=layers, sites=split_list(components, "components"), limit=limit)
     config.validate()
-    rd = run_dir(out, model, t.name)
+    rd = run_dir(out, model, t.name, adapter=adapter)
     with console.status(f"loading {model}"):
-        lm = load(model, device_map, max_memory)
+        lm = load(model, device_map, max_memory, adapter)
     with rich_reporter() as rep:
         res = run_trait(lm, t, rd, config, steer_layers, ratio_list, questions, judge, prompt_set, reporter=rep)
     ex, best, base = res.extraction, res.best_steering, res.steering[0]

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from traitscope.cli.app import app, console
+from traitscope.cli.common import ADAPTER_OPT
 from traitscope.errors import TraitscopeError
 from traitscope.models.registry import DEFAULT_MODEL
 
@@ -27,6 +28,7 @@ def check_exposure(host: str, api_key: str | None) -> None:
 
 @app.command()
 def serve(
+    adapter: Path | None = ADAPTER_OPT,
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, local directory or HF id."),
     run_root: Path | None = typer.Option(
         Path("runs"), "--run-root", help="Holds <model-slug>/<trait>/ run directories (vectors to steer/monitor)."
@@ -76,6 +78,9 @@ def serve(
     if replicas is not None or ray_address is not None:
         from traitscope.serve.ray_app import run_ray
 
+        if adapter is not None:
+            raise TraitscopeError("--adapter works with the single-process server; leave out --replicas/--ray-address")
+
         run_ray(model, settings, replicas or 1, ray_address, port, device_map, memory)
         return
     from traitscope.models import load_model
@@ -84,7 +89,7 @@ def serve(
 
     sock = bind(host, port)  # a busy port fails here, as one line, before the model loads
     with console.status(f"loading {model}"):
-        lm = load_model(model, device_map=device_map, max_memory=memory)
+        lm = load_model(model, device_map=device_map, max_memory=memory, adapter=adapter)
     application = create_app(lm, **settings)  # type: ignore[arg-type]
     shown = f"[{host}]" if ":" in host else host
     console.print(f"traitscope serve: {lm.name} on [bold]http://{shown}:{sock.getsockname()[1]}/v1[/]")

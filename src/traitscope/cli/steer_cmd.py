@@ -8,12 +8,22 @@ import typer
 from rich.table import Table
 
 from traitscope.cli.app import app, console, emit_json
-from traitscope.cli.common import DEVICE_MAP_OPT, MAX_MEMORY_OPT, POSITION_OPT, RUN_OPT, floats, load, run_dir
+from traitscope.cli.common import (
+    ADAPTER_OPT,
+    DEVICE_MAP_OPT,
+    MAX_MEMORY_OPT,
+    POSITION_OPT,
+    RUN_OPT,
+    floats,
+    load,
+    run_dir,
+)
 from traitscope.models.registry import DEFAULT_MODEL
 
 
 @app.command()
 def steer(
+    adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or trait folder."),
     prompt: str = typer.Option(..., "--prompt", "-p", help="What to ask the model."),
     run: Path | None = RUN_OPT,
@@ -48,7 +58,7 @@ def steer(
     t = load_trait(trait)
     vset = load_run_vectors(run_dir(run, model, t.name), site, method, position)
     with console.status(f"loading {model}"):
-        lm = load(model, device_map, max_memory)
+        lm = load(model, device_map, max_memory, adapter)
     chosen = parse_layers(layers, lm.n_layers)
     info = side_by_side(lm, vset, prompt, chosen, ratio, coef, mode, scope, ablate, t.steering_sign, max_new_tokens)
     if json_out:
@@ -64,6 +74,7 @@ def steer(
 
 @app.command("steer-eval")
 def steer_eval(
+    adapter: Path | None = ADAPTER_OPT,
     trait: str = typer.Argument(..., help="Bundled trait name or trait folder."),
     run: Path | None = RUN_OPT,
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m"),
@@ -109,7 +120,7 @@ def steer_eval(
     )  # fmt: skip
     plan.check(rd, t)  # before the model loads
     with console.status(f"loading {model}"):
-        lm = load(model, device_map, max_memory)
+        lm = load(model, device_map, max_memory, adapter)
     with rich_reporter() as rep:
         res = run_steer_eval(lm, t, rd, plan, rep)
     if json_out:

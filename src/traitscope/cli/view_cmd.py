@@ -7,11 +7,13 @@ from pathlib import Path
 import typer
 
 from traitscope.cli.app import app, console
+from traitscope.cli.common import ADAPTER_OPT
 from traitscope.errors import TraitscopeError
 
 
 @app.command()
 def view(
+    adapter: Path | None = ADAPTER_OPT,
     run_root: Path = typer.Argument(Path("runs"), help="Folder holding <model-slug>/<trait>/ run directories."),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind; the default is this machine only."),
@@ -36,4 +38,16 @@ def view(
     sock = bind(host, port)  # a busy port fails here, as one line
     shown = f"[{host}]" if ":" in host else host
     console.print(f"traitscope dashboard on [bold]http://{shown}:{sock.getsockname()[1]}/[/] over {run_root.resolve()}")
-    make_server(create_app(run_root, host=host)).run(sockets=[sock])
+    make_server(create_app(run_root, _adapter_loader(run_root, adapter), host=host)).run(sockets=[sock])
+
+
+def _adapter_loader(run_root: Path, adapter: Path | None):
+    """The live view's model loader with ``--adapter`` merged in (None: the default loader)."""
+    if adapter is None:
+        return None
+    from traitscope.models import load_model
+    from traitscope.web.files import RunRoot
+    from traitscope.web.live import LiveEngine
+
+    names = LiveEngine(RunRoot(run_root))
+    return lambda slug: load_model(names.model_name(slug), adapter=adapter)

@@ -221,9 +221,12 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     device_map: str | None = None,
     max_memory: dict[int | str, str] | None = None,
+    adapter: str | Path | None = None,
 ) -> LoadedModel:
     """Load a model by bundled alias, directory or hub id; float32 on CPU, bfloat16 on CUDA.
-    ``device_map``/``max_memory`` spread it over devices (see :mod:`traitscope.models.placement`)."""
+    ``device_map``/``max_memory`` spread it over devices (see :mod:`traitscope.models.placement`).
+    ``adapter``: a peft LoRA adapter directory (``traitscope finetune``), merged into the weights,
+    so every hook site and command sees an ordinary model; ``lm.extra["adapter"]`` records it."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from traitscope.models.placement import check_device_map, placement_kwargs
@@ -253,12 +256,39 @@ def load_model(
         tokenizer = AutoTokenizer.from_pretrained(source)
         placed = placement_kwargs(device_map, max_memory, cache_root())
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placed)
+        if adapter is not None:
+            model = merge_adapter(model, adapter)
     if not placed:
         model.to(device)
     instruct = bundled.instruct if bundled else None
     lm = wrap_model(model, tokenizer, name, instruct)
     lm.load_seconds, lm.source = time.perf_counter() - start, source
+    if adapter is not None:
+        from traitscope.models.identity import weights_hash
+
+        lm.extra["adapter"] = str(Path(adapter).expanduser())
+        # merged weights are not the base weights: the adapter's hash is part of the model's identity
+        lm.extra["identity_extra"] = {"adapter": weights_hash(Path(adapter).expanduser())}
     return lm
+
+
+def merge_adapter(model: nn.Module, adapter: str | Path) -> nn.Module:
+    """Fold a peft LoRA adapter directory into the base weights (the LoRA modules disappear)."""
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise TraitscopeError(
+            f"--adapter {adapter}: no adapter_config.json there; give a `traitscope finetune --out` folder"
+        )
+    from peft import PeftModel
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise TraitscopeError(
+            f"--adapter {adapter}: cannot apply to this model ({str(exc).splitlines()[0][:160]})"
+        ) from None
 
 
 def wrap_model(model: nn.Module, tokenizer: Any, name: str = "custom", instruct: bool | None = None) -> LoadedModel:

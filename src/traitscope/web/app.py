@@ -199,6 +199,13 @@ def create_app(
         from traitscope.monitor.trace import validate_trace
 
         try:
+            if isinstance(read.data, dict) and str(read.data.get("schema", "")).startswith("traitscope.diff/"):
+                d = read.data  # base-vs-finetuned (`traitscope diff`): two monitor traces on the same tokens
+                return {
+                    "path": path,
+                    "diff": d | {k: validate_trace(d.get(k), f"{path} ({k})") for k in ("base", "finetuned")},
+                    "problems": [],
+                }
             return {"path": path, "trace": validate_trace(read.data, path), "problems": []}
         except TraitscopeError as exc:
             return {"path": path, "trace": None, "problems": [str(exc)]}

@@ -90,7 +90,8 @@ class RunRoot:
 
     def traces(self, model: str) -> list[dict[str, str]]:
         """Trace files of a model: ``<model>/<trait>/monitor/<set>/<id>.json`` and the
-        multi-trait ``<model>/monitor/<set>/<id>.json``."""
+        multi-trait ``<model>/monitor/<set>/<id>.json``; ``kind`` "diff" marks base-vs-finetuned
+        ``<id>.diff.json`` files."""
         base = self.path(model)
         found = [*base.glob("*/monitor/*/*.json"), *base.glob("monitor/*/*.json")]
         out = []
@@ -104,6 +105,7 @@ class RunRoot:
                     "set": p.parent.name,
                     "id": p.stem,
                     "trait": owner if owner != model else "",
+                    "kind": "diff" if p.name.endswith(".diff.json") else "monitor",  # `traitscope diff`
                 }
             )
         return out

@@ -253,7 +253,7 @@ function syncTraits(wanted) {
 
 function route() {
   const view = (location.hash || "#extraction").slice(1);
-  state.view = ["extraction", "steering", "dynamics", "live"].includes(view) ? view : "extraction";
+  state.view = ["extraction", "steering", "dynamics", "diff", "live"].includes(view) ? view : "extraction";
   document.querySelectorAll("nav a.tab").forEach((a) => a.classList.toggle("active", a.dataset.view === state.view));
   document.querySelectorAll("section.view").forEach((sec) => { sec.hidden = sec.id !== `view-${state.view}`; });
   document.getElementById("trait-pick").hidden = !["extraction", "steering"].includes(state.view);
@@ -269,6 +269,7 @@ async function render() {
     else if (state.view === "extraction") await renderExtraction(sec);
     else if (state.view === "steering") await renderSteering(sec);
     else if (state.view === "dynamics") await renderDynamics(sec);
+    else if (state.view === "diff") await renderDiff(sec);
     else await renderLive(sec);
   } catch (e) {
     sec.replaceChildren(h("div", { class: "problems" }, `This view failed to draw: ${e}`));
@@ -431,7 +432,7 @@ function showAnswers(box, row) {
 
 // ---------- Dynamics ----------
 async function renderDynamics(sec) {
-  const traces = (currentModel() || { traces: [] }).traces;
+  const traces = (currentModel() || { traces: [] }).traces.filter((t) => t.kind !== "diff");
   if (!traces.length) {
     sec.replaceChildren(h("div", { class: "message", text: `No monitor traces for ${state.model} yet: run \`traitscope monitor\`.` }));
     return;
@@ -482,6 +483,42 @@ async function showTrace(body, path) {
     tokensBox, chartBox, summaryTable(t));
   body.querySelectorAll("input.series-toggle").forEach((c) => c.addEventListener("change", draw));
   draw();
+}
+
+// ---------- Diff (base vs finetuned on the same tokens: `traitscope diff`) ----------
+async function renderDiff(sec) {
+  const diffs = (currentModel() || { traces: [] }).traces.filter((t) => t.kind === "diff");
+  if (!diffs.length) {
+    sec.replaceChildren(h("div", { class: "message", text: `No base-vs-finetuned traces for ${state.model} yet: run \`traitscope diff --adapter DIR ...\`.` }));
+    return;
+  }
+  const pick = h("select", { id: "diff-pick" }, diffs.map((t) => h("option", { value: t.path, text: `${t.set}/${t.id}${t.trait ? ` (${t.trait})` : ""}` })));
+  const body = h("div", { id: "diff-body" });
+  pick.addEventListener("change", () => showDiff(body, pick.value));
+  sec.replaceChildren(h("div", { class: "controls" }, h("label", {}, "diff ", pick)), body);
+  await showDiff(body, pick.value);
+}
+
+async function showDiff(body, path) {
+  body.replaceChildren(h("p", { class: "status", text: "loading…" }));
+  const d = await getJSON(`/api/trace/${path.split("/").map(enc).join("/")}`);
+  if (d.error || !d.diff) { body.replaceChildren(problemBox(d.error ? [d.error] : d.problems)); return; }
+  const g = d.diff, skip = new Set();
+  Object.values(g.base.norms).forEach((n) => outliers(n).forEach((i) => skip.add(i)));
+  const both = [], delta = [];
+  Object.entries(g.delta).forEach(([tr, byLayer]) => Object.keys(byLayer).forEach((l) => {
+    const k = delta.length;
+    both.push({ label: `${tr} L${l} finetuned`, values: g.finetuned.projections[tr][l], colour: PALETTE[(2 * k) % PALETTE.length] },
+      { label: `${tr} L${l} base`, values: g.base.projections[tr][l], colour: PALETTE[(2 * k + 1) % PALETTE.length] });
+    delta.push({ label: `${tr} L${l} finetuned − base (mean over response ${fmt(g.mean_delta_response[tr][l])})`, values: byLayer[l] });
+  }));
+  const first = delta.length ? Object.entries(g.delta)[0] : null;
+  const describe = (i) => `#${i} ${JSON.stringify(g.tokens[i])}\n${delta.map((x) => `${x.label.split(" (")[0]}: ${fmt(x.values[i])}`).join("\n")}`;
+  body.replaceChildren(
+    h("p", {}, h("b", { text: g.prompt }), h("span", { class: "legend", text: `  ${g.model} vs + ${g.adapter || "(no adapter)"} · ${g.site} · the finetuned answer read by both models` })),
+    first ? tokenView(g.tokens, first[1][Object.keys(first[1])[0]], 0, g.boundary, skip, describe) : h("span"),
+    lineChart({ series: both, tokens: g.tokens, boundary: g.boundary, skip, id: "diff-both" }),
+    lineChart({ series: delta, tokens: g.tokens, boundary: g.boundary, skip, yLabel: "finetuned − base", id: "diff-delta" }));
 }
 
 function summaryTable(t) {
