@@ -66,7 +66,7 @@ def ab_stage(lm: LoadedModel, trait: Trait, run: RunDir, layers: list[int], rati
 
 def confirm_stage(lm: LoadedModel, trait: Trait, run: RunDir, picked: list[dict[str, Any]]) -> list[dict]:
     judge = get_judge("default", trait=trait, run_dir=run.root, lm=lm)
-    print(f"judge: {judge.pick(trait).name if hasattr(judge, 'pick') else judge.name} (trait), coherence judge")
+    print(f"judge: {getattr(judge, 'name', 'default')}")
     configs = [SteerConfig("probe", "residual", (), baseline=True)] + [
         SteerConfig("probe", "residual", tuple(r["layers"]), ratio=r["ratio"]) for r in picked
     ]
