@@ -122,11 +122,11 @@ def test_steer_and_steer_eval_cli(run):
 
 
 def test_report_html_is_self_contained(lm, run):
-    from traitscope.extraction import load_evaluation
     from traitscope.generation import SamplingConfig
     from traitscope.monitor import load_bank, monitor_prompts
     from traitscope.prompts import load_prompt_set
     from traitscope.report.html import write_report
+    from traitscope.store.runs import load_evaluation
 
     trait = load_trait("optimism")
     judge = get_judge("lexicon")

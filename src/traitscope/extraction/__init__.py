@@ -7,14 +7,11 @@ from traitscope.extraction.pipeline import (
     extract,
     select_scenarios,
 )
-from traitscope.store.runs import load_evaluation, read_rollouts  # where run files are read (re-exported)
 
 __all__ = [
     "DEFAULT_SITES",
     "ExtractConfig",
     "ExtractResult",
     "extract",
-    "load_evaluation",
-    "read_rollouts",
     "select_scenarios",
 ]

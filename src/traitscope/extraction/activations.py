@@ -60,13 +60,6 @@ def _read(path: Path, want: dict[str, str]) -> dict[str, torch.Tensor] | None:
         return None
 
 
-def load_site(directory: Path, site: str) -> tuple[torch.Tensor, torch.Tensor, list[str], list[int]]:
-    """(acts [n, L, d], norms [n, L], ids, layers) of a finished site file."""
-    with safe_open(str(directory / f"{site}.safetensors"), framework="pt") as f:
-        meta = f.metadata()
-        return f.get_tensor("acts"), f.get_tensor("norms"), json.loads(meta["ids"]), json.loads(meta["layers"])
-
-
 def capture_to_disk(
     lm: LoadedModel,
     rows: Sequence[dict[str, Any]],

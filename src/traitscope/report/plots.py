@@ -17,7 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from traitscope.errors import TraitscopeError  # noqa: E402
 from traitscope.report.data import METRIC_LABELS, METRICS, extraction_grids, outlier_tokens, steering_grids  # noqa: E402
-from traitscope.reproduce.common.plots import save  # noqa: E402
+from traitscope.report.figures import save  # noqa: E402
 
 
 def _save(fig: Figure, path: Path) -> Path:

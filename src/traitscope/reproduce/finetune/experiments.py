@@ -25,8 +25,9 @@ from traitscope.store import RunDir, atomic_write_json
 
 def _vectors(lm: LoadedModel, root: Path, profile: FinetuneProfile, reporter: Reporter) -> dict[str, Any]:
     """Extract each trait's vectors unless the run already holds them."""
-    from traitscope.extraction import ExtractConfig, extract, load_evaluation
+    from traitscope.extraction import ExtractConfig, extract
     from traitscope.finetune.vectors import trait_vectors
+    from traitscope.store.runs import load_evaluation
     from traitscope.traits import load_trait
 
     out = {}

@@ -4,8 +4,9 @@ halves the judged gain at coherence >= 75; the neutral control's shift inside th
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from traitscope.reproduce.common import stats
 
 R_MIN = 0.8
 AUROC_MIN = 0.85
@@ -14,13 +15,9 @@ COHERENCE_MIN = 75.0
 
 
 def pearson(x: list[float], y: list[float]) -> float | None:
-    n = len(x)
-    if n < 3:
-        return None
-    mx, my = sum(x) / n, sum(y) / n
-    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
-    sx, sy = math.sqrt(sum((a - mx) ** 2 for a in x)), math.sqrt(sum((b - my) ** 2 for b in y))
-    return None if sx == 0 or sy == 0 else round(sxy / (sx * sy), 3)
+    """Pearson's r rounded as the report prints it (None with < 3 points or a constant side)."""
+    r = stats.pearson(x, y)
+    return None if r is None else round(r, 3)
 
 
 def _unsteered(results: dict[str, Any]) -> list[dict[str, Any]]:
