@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from traitscope.errors import TraitscopeError
 from traitscope.specs import DEFAULT_POSITION, Position, parse_position, position_from_slug
 
 DEFAULT_RUN_ROOT = Path("runs")
@@ -36,7 +37,10 @@ def as_position(position: str | Position) -> Position:
     """A position from a spec (``response[:5]``) or its folder name (``response_to5``)."""
     if isinstance(position, Position) or "[" in position or position in ("prompt", "response", "all"):
         return parse_position(position)
-    return position_from_slug(position)
+    try:
+        return position_from_slug(position)
+    except TraitscopeError:
+        return parse_position(position)  # neither: the spec grammar's error says what is valid
 
 
 def model_dir(run_root: Path | str, model: str) -> Path:
