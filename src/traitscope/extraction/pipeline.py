@@ -180,10 +180,9 @@ def extract(
     The run directory is locked while this runs."""
     config.validate(lm.n_layers)
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
-    if force and run.root.exists():
-        with locked(run.root):
-            _clear(run)
     with locked(run.root):
+        if force:
+            _clear(run)
         return _extract_locked(lm, trait, run, config, reporter, vetter)
 
 
