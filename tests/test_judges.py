@@ -25,14 +25,7 @@ from traitscope.traits import load_trait
 BUNDLED_LABELLED = ("optimism", "refusal", "uncertainty", "formality", "sycophancy")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # On the shared 2-core test box, OpenMP threads spin-wait whenever the other core is busy: a
-    # 0.9 s forward pass took 18 s with 2 threads. One thread is fast whatever the load.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def labelled() -> list[dict]:

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-import torch
 
 from _runroot import TRAITS, make_run_root
 from traitscope.generation import SamplingConfig
@@ -29,12 +28,7 @@ STEER = {"trait": "optimism", "layers": "10", "ratio": 0.4}
 MONITOR = {"traits": ["optimism", "formality", "refusal"]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

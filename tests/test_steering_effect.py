@@ -6,7 +6,6 @@ real judge; small enough for CI (12 scenarios per class, 6 questions, 24 new tok
 from __future__ import annotations
 
 import pytest
-import torch
 
 from traitscope.extraction import ExtractConfig, extract
 from traitscope.judges.registry import get_judge
@@ -16,12 +15,7 @@ from traitscope.traits import load_trait
 LAYER, RATIO, FLOOR = 10, 0.25, 75.0  # bench/steering_quality.py: L10 is the best single layer on this model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_optimism_steering_raises_the_default_judges_score(lm, tmp_path):
