@@ -23,6 +23,7 @@ from traitscope.steering.ab import (
     format_question,
     items_from_pairs,
     letter_ids,
+    pick_ab,
 )
 from traitscope.steering.evaluate import SteerConfig
 from traitscope.store import RunDir, read_jsonl
@@ -174,6 +175,7 @@ def test_steer_eval_ab_cli(run):
     assert out["judge"] == "ab (judge-free)" and out["ab_source"] == "32 ab_questions from trait.yaml"
     base, steered = out["configs"]
     assert base["ab_delta"] == 0 and steered["ab_delta"] > 0 and steered["delta"] is None
+    assert base["ab_nll_delta"] == 0 and steered["ab_nll"] > 0 and steered["ab_nll_delta"] is not None
     # the dashboard's grids: the A/B rows form their own group with an ab_delta heatmap
     from traitscope.report.data import steering_grids
 
@@ -183,3 +185,25 @@ def test_steer_eval_ab_cli(run):
     assert any(b["ab_score"] == pytest.approx(base["ab_score"]) for b in grids["baselines"])
     bad = subprocess.run([*args[:-1], "--ab-format", "words"], capture_output=True, text=True, env=env, timeout=600)
     assert bad.returncode == 2 and "--ab-format 'words' is not valid; use one of: answers, letters" in bad.stderr
+
+
+def test_fluency_cost_grows_with_strength_and_gates_the_pick(lm, run):
+    trait = load_trait("optimism")
+    questions = list(trait.ab_questions)[:6]
+    configs = [SteerConfig("probe", "residual", (), baseline=True)] + [
+        SteerConfig("probe", "residual", (10,), ratio=r) for r in (0.1, 0.3, 1.5)
+    ]
+    rows = evaluate_ab(lm, trait, run, configs, questions, "test")
+    base, low, mid, high = rows
+    assert base["ab_nll_delta"] == 0 and 0.5 < base["ab_nll"] < 3  # the model's own greedy answers are probable
+    assert 0 < low["ab_nll_delta"] < mid["ab_nll_delta"] < high["ab_nll_delta"]
+    # bench/RESULTS.md: every optimism configuration under 1.0 generated coherent text, all above 1.7 did not
+    assert low["ab_nll_delta"] < 0.5 and high["ab_nll_delta"] > 1.7, (low["ab_nll_delta"], high["ab_nll_delta"])
+    assert high not in pick_ab(rows, top=3)  # the default fluency limit
+    # the pick: highest ab_delta among rows under the fluency limit; no limit lets the broken one in
+    limit = (mid["ab_nll_delta"] + high["ab_nll_delta"]) / 2
+    assert high not in pick_ab(rows, top=3, max_nll_delta=limit)
+    assert pick_ab(rows, top=3, max_nll_delta=limit) == sorted([low, mid], key=lambda r: -r["ab_delta"])
+    assert len(pick_ab(rows, top=3, max_nll_delta=None)) == 3 and base not in pick_ab(rows, 3, None)
+    # one per layer: all three steer layer 10, so only the best of them is left
+    assert pick_ab(rows, 3, None, one_per_layer=True) == [max([low, mid, high], key=lambda r: r["ab_delta"])]

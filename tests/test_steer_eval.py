@@ -1,6 +1,7 @@
 """steer-eval and the end-to-end report on a small real run of the bundled model."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -240,3 +241,24 @@ def test_run_end_to_end_and_a_judge_that_gives_no_scores(tmp_path):
     assert "<html" in report.lower() and "optimism" in report
     assert list((out / "monitor" / "neutral").glob("*.json"))
     assert (out / "evaluation.json").is_file() and (out / "steering" / "results.jsonl").is_file()
+
+
+def test_response_scope_leaves_the_prompt_unsteered_and_keeps_old_keys(lm, run):
+    trait = load_trait("optimism")
+    judge = get_judge("default", trait=trait, run_dir=run, lm=lm)
+    qs = trait.steering_questions[:2]
+    configs = [
+        SteerConfig("probe", "residual", (), baseline=True),
+        SteerConfig("probe", "residual", (9,), ratio=1.5),
+        SteerConfig("probe", "residual", (9,), ratio=1.5, scope="response"),
+    ]
+    base, full, resp = evaluate_configs(lm, trait, run, configs, judge, questions=qs, max_new_tokens=16)
+    assert resp["config"]["label"] == "residual/probe L9 ratio 1.5 (response only)"
+    assert resp["config"]["id"] != full["config"]["id"]
+    # the prefill is read unsteered, so the first token matches the baseline's; later ones are steered
+    for b, r in zip(base["answers"], resp["answers"], strict=True):
+        assert re.match(r"\w+", r["answer"]).group() == re.match(r"\w+", b["answer"]).group()
+    assert [a["answer"] for a in resp["answers"]] != [a["answer"] for a in base["answers"]]
+    assert [a["answer"] for a in resp["answers"]] != [a["answer"] for a in full["answers"]]
+    # rows cached before scopes existed keep their keys (this one was computed by the code before)
+    assert SteerConfig("probe", "residual", (10,), ratio=0.2).key({"x": 1}) == "ba8735473a7ca40e"

@@ -105,7 +105,9 @@ def steer_eval(
     """Answer the trait's steering questions under each configuration and score them.
 
     Appends to <run>/steering/results.jsonl; a re-run skips configurations already there. With
-    --eval ab each configuration gets an A/B score from one forward pass per question instead."""
+    --eval ab each configuration gets an A/B score from one forward pass per question instead, and a
+    fluency cost (NLL delta: how much less probable, per token, the unsteered model's own answers to the
+    steering questions become under that steering; above ~1 the 135M default model's answers break)."""
     from traitscope.progress import rich_reporter
     from traitscope.steering.session import SteerEvalPlan
     from traitscope.steering.session import steer_eval as run_steer_eval
@@ -152,7 +154,7 @@ def _print_eval(trait: str, model: str, res, floor: float, rd) -> None:
         console.print(f"A/B questions: {res.ab_source}")
     what = f"{res.n_questions} A/B questions" if res.judge.startswith("ab") else f"{res.n_questions} questions"
     table = Table(title=f"{trait} steering on {model} (judge: {res.judge}, {what})")
-    for col in ("configuration", "trait", "coherence", "delta", "A/B", "A/B delta", "n"):
+    for col in ("configuration", "trait", "coherence", "delta", "A/B", "A/B delta", "NLL delta", "n"):
         table.add_column(col, justify="left" if col == "configuration" else "right")
 
     def fmt(v: float | None, spec: str = ".1f") -> str:
@@ -162,7 +164,7 @@ def _print_eval(trait: str, model: str, res, floor: float, rd) -> None:
     for r in res.summary:
         table.add_row(
             r["config"], fmt(r["trait_mean"]), fmt(r["coherence_mean"]), fmt(r["delta"], "+.1f"),
-            fmt(r["ab_score"], ".3f"), fmt(r["ab_delta"], "+.3f"), str(r["n"]),
+            fmt(r["ab_score"], ".3f"), fmt(r["ab_delta"], "+.3f"), fmt(r["ab_nll_delta"], "+.3f"), str(r["n"]),
             style="bold green" if r["config"] == best_label else None,
         )  # fmt: skip
     console.print(table)

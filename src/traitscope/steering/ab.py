@@ -6,6 +6,15 @@ balanced over the set (half the items put the trait answer first), and its next 
 is read from the logits of one forward pass: the score is the probability of the trait answer's
 letter, normalised over the two letters. No generation and no judge; a layer x ratio sweep runs as
 rows of a few batched forward passes, each row with its own steering (``steering.sweep.row_terms``).
+
+The A/B score cannot see where coherence breaks, so each row also carries a fluency cost, read the
+same way (batched forward passes, per-row steering, no generation per configuration): ``ab_nll`` is
+the mean per-token negative log-likelihood, under that configuration's steering, of the UNSTEERED
+model's own greedy answers to the trait's steering questions (generated once per call), and
+``ab_nll_delta`` its increase over the unsteered model. Any steering raises it somewhat; steering
+that breaks the model makes its own ordinary answers much less probable (Spearman -0.80 against
+judged coherence over 32 optimism configurations, bench/RESULTS.md). :func:`pick_ab` takes the
+highest ``ab_delta`` among configurations whose ``ab_nll_delta`` stays under a threshold.
 """
 
 from __future__ import annotations
@@ -23,19 +32,25 @@ from typing import Any
 import torch
 
 from traitscope.errors import TraitscopeError
+from traitscope.generation import SamplingConfig
 from traitscope.models.identity import model_identity
 from traitscope.models.loader import LoadedModel
 from traitscope.progress import Reporter, Silent
 from traitscope.steering.apply import steer
 from traitscope.steering.evaluate import SteerConfig, terms_for
 from traitscope.steering.spec import SteeringSpec, SteerTerm
-from traitscope.steering.sweep import row_terms
+from traitscope.steering.sweep import generate_rows, row_terms
 from traitscope.store import RunDir, append_jsonl, locked, read_jsonl
 from traitscope.store.runs import load_run_vectors
 from traitscope.traits.schema import ABQuestion, Trait
 
 MIN_AB_ITEMS = 4
 MAX_ANSWER_CHARS = 400  # rollouts used as answers are cut here (the two choices must fit in one prompt)
+FLUENCY_TOKENS = 48  # greedy tokens per reference answer for the fluency cost
+MAX_FLUENCY_REFS = 24  # steering questions used as fluency references (the first N)
+# pick_ab's fluency limit in nats per token: on SmolLM2-135M optimism every configuration under it was
+# judged coherent (bench/ab_fluency.py, bench/RESULTS.md); other models may need another
+MAX_NLL_DELTA = 1.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +201,56 @@ def answer_probabilities(
     return [(1.0 / (1.0 + math.exp(lps[2 * i + 1] - lps[2 * i])), lps[2 * i]) for i in range(len(rows))]
 
 
+def fluency_references(lm: LoadedModel, trait: Trait) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, answer ids) of the unsteered model's greedy answers to the trait's first
+    ``MAX_FLUENCY_REFS`` steering questions: the text the fluency cost is measured on."""
+    prompts = [lm.prompt_ids(q) for q in trait.steering_questions[:MAX_FLUENCY_REFS]]
+    answers = generate_rows(lm, [(p, []) for p in prompts], SamplingConfig(max_new_tokens=FLUENCY_TOKENS))
+    refs = [(p, lm.response_ids(a)) for p, a in zip(prompts, answers, strict=True) if a]
+    if not refs:
+        raise TraitscopeError(f"trait {trait.name}: the unsteered model gave no answer to any steering question")
+    return refs
+
+
+def fluency_nll(
+    lm: LoadedModel,
+    refs: Sequence[tuple[list[int], list[int]]],
+    terms: Sequence[Sequence[SteerTerm]],
+    batch_size: int = 32,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[float]:
+    """Per steering (a list of terms): the reference answers' mean per-token negative log-likelihood."""
+    lps = answer_logprobs(lm, [(p, a, t) for t in terms for p, a in refs], batch_size, on_batch)
+    n = len(refs)
+    return [-sum(lps[i * n : (i + 1) * n]) / n for i in range(len(terms))]
+
+
+def pick_ab(
+    rows: Sequence[dict[str, Any]],
+    top: int = 1,
+    max_nll_delta: float | None = MAX_NLL_DELTA,
+    one_per_layer: bool = False,
+) -> list[dict[str, Any]]:
+    """The steered A/B rows with the highest ``ab_delta`` among those whose fluency cost
+    (``ab_nll_delta``) is at most ``max_nll_delta`` (None: no fluency limit), best first. With
+    ``one_per_layer`` only each layer set's best row competes, so the picks spread over layers
+    (methods whose vectors nearly coincide otherwise fill the list with one layer's twins)."""
+    ok = [
+        r
+        for r in rows
+        if not r["config"]["baseline"]
+        and r.get("ab_delta") is not None
+        and (max_nll_delta is None or (r.get("ab_nll_delta") is not None and r["ab_nll_delta"] <= max_nll_delta))
+    ]
+    ranked = sorted(ok, key=lambda r: r["ab_delta"], reverse=True)
+    if one_per_layer:
+        best: dict[tuple[int, ...], dict[str, Any]] = {}
+        for r in ranked:
+            best.setdefault(tuple(r["config"]["layers"]), r)
+        ranked = list(best.values())
+    return ranked[:top]
+
+
 AB_JUDGE = "ab (judge-free)"
 AB_FORMATS = {
     "answers": "each answer's likelihood as the model's own reply; score = the trait answer's share",
@@ -230,7 +295,14 @@ def evaluate_ab(
     skips configurations already there, and returns all rows for ``configs`` with ``ab_delta``."""
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     qhash = hashlib.sha256(json.dumps([asdict(q) for q in questions]).encode()).hexdigest()[:16]
-    extra = {"eval": "ab", "ab_format": fmt, "ab_questions": qhash, "seed": seed, "model": model_identity(lm)}
+    extra = {
+        "eval": "ab",
+        "ab_format": fmt,
+        "ab_questions": qhash,
+        "seed": seed,
+        "model": model_identity(lm),
+        "fluency": {"tokens": FLUENCY_TOKENS, "questions": trait.steering_questions[:MAX_FLUENCY_REFS]},
+    }
     vsets = {}
     for c in configs:
         if not c.baseline and (c.position, c.site, c.method) not in vsets:
@@ -249,9 +321,10 @@ def evaluate_ab(
         terms = [terms_for(c, vsets.get((c.position, c.site, c.method)), sign) for c in todo]  # type: ignore[arg-type]
         advance = reporter.stage("A/B forward passes", len(todo) * len(questions) * (2 if fmt == "answers" else 1))
         scores = score_configs_ab(lm, questions, terms, fmt, batch_size, seed, on_batch=advance)
+        nlls = _fluency(lm, trait, terms, batch_size, reporter) if todo else []
         new = [
-            _ab_row(lm, c, keys[c], t, part, questions, fmt, source)
-            for c, t, part in zip(todo, terms, scores, strict=True)
+            _ab_row(lm, c, keys[c], t, part, questions, fmt, source) | {"ab_nll": nll}
+            for c, t, part, nll in zip(todo, terms, scores, nlls, strict=True)
         ]
         append_jsonl(run.steering_results, new)
     done |= {r["config"]["id"]: r for r in new}
@@ -259,7 +332,17 @@ def evaluate_ab(
     base = next((r for r in rows if r["config"]["baseline"]), None)
     for r in rows:
         r["ab_delta"] = None if base is None else r["ab_score"] - base["ab_score"]
+        r["ab_nll_delta"] = None if base is None else r["ab_nll"] - base["ab_nll"]
     return rows
+
+
+def _fluency(
+    lm: LoadedModel, trait: Trait, terms: Sequence[Sequence[SteerTerm]], batch_size: int, reporter: Reporter
+) -> list[float]:
+    advance = reporter.stage("unsteered reference answers", 1)
+    refs = fluency_references(lm, trait)
+    advance(1)
+    return fluency_nll(lm, refs, terms, batch_size, reporter.stage("fluency forward passes", len(terms) * len(refs)))
 
 
 def _ab_row(
@@ -300,12 +383,15 @@ def _ab_row(
     }
 
 
+AB_KEYS = ("ab_score", "ab_delta", "ab_nll", "ab_nll_delta")
+
+
 def attach_ab(rows: Sequence[dict[str, Any]], ab_rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Generation rows with ``ab_score``/``ab_delta`` of the same configuration (by label) beside
+    """Generation rows with ``ab_score``/``ab_delta``/``ab_nll``/``ab_nll_delta`` of the same configuration (by label) beside
     their judged scores; A/B rows alone get ``delta`` None (they have no judged score)."""
     by_label = {r["config"]["label"]: r for r in ab_rows}
     out = []
     for r in rows:
         ab = by_label.get(r["config"]["label"], r if r.get("eval") == "ab" else {})
-        out.append({**r, "delta": r.get("delta"), "ab_score": ab.get("ab_score"), "ab_delta": ab.get("ab_delta")})
+        out.append({**r, "delta": r.get("delta"), **{k: ab.get(k) for k in AB_KEYS}})
     return out

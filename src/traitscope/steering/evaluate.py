@@ -37,9 +37,13 @@ class SteerConfig:
     mode: str = "single"
     baseline: bool = False
     position: str = DEFAULT_POSITION
+    scope: str = "all"  # all tokens, or "response": generated tokens only (the prompt is read unsteered)
 
     def key(self, extra: dict[str, Any]) -> str:
-        blob = json.dumps({**asdict(self), **extra}, sort_keys=True)
+        fields = asdict(self)
+        if self.scope == "all":  # rows cached before scopes existed keep their keys
+            del fields["scope"]
+        blob = json.dumps({**fields, **extra}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def label(self) -> str:
@@ -47,7 +51,8 @@ class SteerConfig:
             return "baseline (unsteered)"
         layers = f"L{self.layers[0]}" if len(self.layers) == 1 else f"L[{self.layers[0]}-{self.layers[-1]}] {self.mode}"
         strength = f"ratio {self.ratio:g}" if self.ratio is not None else f"coef {self.coef:g}"
-        return f"{self.site}/{self.method} {layers} {strength}"
+        scope = "" if self.scope == "all" else f" ({self.scope} only)"
+        return f"{self.site}/{self.method} {layers} {strength}{scope}"
 
 
 def grid(
@@ -138,9 +143,12 @@ def _generate_and_score(
 ) -> None:
     sign = trait.steering_sign
     prompt_ids = [lm.prompt_ids(q) for q in questions]
-    rows_in = [(p, terms_for(c, vsets.get(_vkey(c)), sign)) for c in todo for p in prompt_ids]  # type: ignore[arg-type]
-    advance = reporter.stage("steered answers", len(rows_in))
-    answers = generate_rows(lm, rows_in, SamplingConfig(max_new_tokens=max_new_tokens), batch_size, on_batch=advance)
+    advance = reporter.stage("steered answers", len(todo) * len(prompt_ids))
+    todo = sorted(todo, key=lambda c: c.scope)  # one batched generate call per steering scope
+    answers: list[str] = []
+    for scope in dict.fromkeys(c.scope for c in todo):
+        rows_in = [(p, terms_for(c, vsets.get(_vkey(c)), sign)) for c in todo if c.scope == scope for p in prompt_ids]  # type: ignore[arg-type]
+        answers += generate_rows(lm, rows_in, SamplingConfig(max_new_tokens=max_new_tokens), batch_size, scope, advance)
     # score and append config by config, so an interruption keeps what was finished
     for i, c in enumerate(todo):
         ans = answers[i * len(questions) : (i + 1) * len(questions)]

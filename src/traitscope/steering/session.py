@@ -10,7 +10,7 @@ from traitscope.errors import TraitscopeError
 from traitscope.models.loader import LoadedModel
 from traitscope.progress import Reporter, Silent
 from traitscope.specs import DEFAULT_POSITION, parse_layers
-from traitscope.steering.ab import AB_FORMATS, ab_questions, attach_ab, evaluate_ab
+from traitscope.steering.ab import AB_FORMATS, AB_KEYS, ab_questions, attach_ab, evaluate_ab
 from traitscope.steering.evaluate import (
     DEFAULT_LAYERS,
     DEFAULT_RATIOS,
@@ -111,6 +111,6 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = ("trait_mean", "coherence_mean", "delta")
     return [
         {"config": r["config"]["label"], **{k: r["config"][k] for k in ("layers", "ratio", "mode", "coefs")},
-         **{k: r[k] for k in keys}, "ab_score": r.get("ab_score"), "ab_delta": r.get("ab_delta"), "n": r["n"]}
+         **{k: r[k] for k in keys}, **{k: r.get(k) for k in AB_KEYS}, "n": r["n"]}
         for r in rows
     ]  # fmt: skip
