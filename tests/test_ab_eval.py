@@ -176,6 +176,8 @@ def test_steer_eval_ab_cli(run):
     base, steered = out["configs"]
     assert base["ab_delta"] == 0 and steered["ab_delta"] > 0 and steered["delta"] is None
     assert base["ab_nll_delta"] == 0 and steered["ab_nll"] > 0 and steered["ab_nll_delta"] is not None
+    # the one configuration is a pick exactly when it stays under the fluency limit
+    assert out["ab_picks"] == ([steered["config"]] if steered["ab_nll_delta"] <= 1.0 else [])
     # the dashboard's grids: the A/B rows form their own group with an ab_delta heatmap
     from traitscope.report.data import steering_grids
 

@@ -146,6 +146,7 @@ def _eval_json(trait: str, res, floor: float) -> dict:
         "configs": res.summary,
         "best": None if best is None else best["config"]["label"],
         "best_config": best_config,
+        "ab_picks": res.ab_picks,
     }
 
 
@@ -168,6 +169,10 @@ def _print_eval(trait: str, model: str, res, floor: float, rd) -> None:
             style="bold green" if r["config"] == best_label else None,
         )  # fmt: skip
     console.print(table)
+    if res.ab_picks:
+        from traitscope.steering.ab import MAX_NLL_DELTA
+
+        console.print(f"A/B picks to confirm by generation (NLL delta ≤ {MAX_NLL_DELTA:g}): {'; '.join(res.ab_picks)}")
     console.print(f"best with coherence ≥ {floor:g}: {best_label or 'none'}\nresults: {rd.steering_results}")
 
 
