@@ -25,6 +25,8 @@ from traitscope.hooks.core import active_hook_count
 from traitscope.monitor import load_bank, monitor_prompts, write_trace
 from traitscope.prompts import Prompt
 from traitscope.report.data import NO_STEERING
+from traitscope.steering.ab import AB_JUDGE, evaluate_ab
+from traitscope.steering.evaluate import SteerConfig
 from traitscope.store import RunDir
 from traitscope.traits import load_trait
 from traitscope.web.app import bind, create_app, make_server
@@ -43,6 +45,7 @@ CHROMIUM_ARGS = [
 ]
 SMALL = dict(layers="4,14", sites=("residual",), max_new_tokens=6, limit=6, folds=3, batch_size=4, n_random=50)
 SECRET = "TOPSECRET-do-not-serve"
+AB_QUESTIONS = 4
 
 
 def steering_rows() -> list[dict]:
@@ -129,7 +132,14 @@ def site(lm, tmp_path_factory):
     root = tmp / "runs"
     base = root / lm.slug
     run = base / "optimism"
-    extract(lm, load_trait("optimism"), run, ExtractConfig(**SMALL))
+    trait = load_trait("optimism")
+    extract(lm, trait, run, ExtractConfig(**SMALL))
+    # a run judged without a judge: real A/B rows (steer-eval --eval ab) on a copy of the run
+    shutil.copytree(run, base / "optimism-ab")
+    ab_configs = [SteerConfig("probe", "residual", (), baseline=True)] + [
+        SteerConfig("probe", "residual", (layer,), ratio=0.3) for layer in (4, 14)
+    ]
+    evaluate_ab(lm, trait, base / "optimism-ab", ab_configs, trait.ab_questions[:AB_QUESTIONS], source="test")
     (run / "steering").mkdir()
     (run / "steering" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in steering_rows()))
     bank = load_bank(lm, root, ["optimism"], layers="4,14")
@@ -199,8 +209,9 @@ def test_runs_lists_what_is_there_and_nothing_outside(site):
     assert [m["slug"] for m in runs["models"]] == [site.slug]  # evilmodel (a symlink out) is not listed
     model = runs["models"][0]
     traits = {t["name"]: t for t in model["traits"]}
-    assert set(traits) == {"optimism", "calm", "damaged"}
+    assert set(traits) == {"optimism", "optimism-ab", "calm", "damaged"}
     assert traits["optimism"]["steering"] and traits["optimism"]["evaluation"] and traits["optimism"]["vectors"] == 4
+    assert traits["optimism-ab"]["steering"]
     assert not traits["calm"]["steering"]
     paths = {t["path"] for t in model["traces"]}
     assert f"{site.slug}/optimism/monitor/test/sun.json" in paths
@@ -228,6 +239,26 @@ def test_steering_results_absent_present_and_torn(site):
     torn = httpx.get(f"{site.url}/api/steering/{site.slug}/damaged").json()
     assert torn["present"] and len(torn["rows"]) == 3
     assert any("torn" in p for p in torn["problems"])
+
+
+def ab_rows(site) -> list[dict]:
+    lines = (site.root / site.slug / "optimism-ab" / "steering" / "results.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_ab_rows_become_their_own_heatmap(site):
+    rows = ab_rows(site)
+    base = next(r["ab_score"] for r in rows if r["config"]["baseline"])
+    d = httpx.get(f"{site.url}/api/steering/{site.slug}/optimism-ab").json()
+    assert d["present"] and not d["problems"] and len(d["rows"]) == 3
+    assert [b["ab_score"] for b in d["baselines"]] == [pytest.approx(base)]
+    (group,) = d["groups"]
+    assert group["key"] == f"probe/residual/single ({AB_JUDGE})"
+    assert group["layers"] == ["4", "14"] and group["ratios"] == ["0.3"]
+    for i, layer in enumerate((4, 14)):
+        row = next(r for r in rows if r["config"]["layers"] == [layer])
+        assert group["ab_delta"][i][0] == pytest.approx(row["ab_score"] - base)
+        assert group["delta"][i][0] is None and group["coherence"][i][0] is None  # no judge, no judged delta
 
 
 def test_damaged_and_missing_files_are_reported_not_500(site):
@@ -322,7 +353,7 @@ def _tokens(chunks: list[dict]) -> list[dict]:
 def test_live_stream_loads_the_model_lazily_and_streams_tokens(site):
     info = httpx.get(f"{site.url}/api/live/info/{site.slug}").json()
     assert site.loads == [] and info["loaded"] is False  # nothing loaded before the first generation
-    assert {t["name"] for t in info["traits"]} == {"optimism", "calm"}
+    assert {t["name"] for t in info["traits"]} == {"optimism", "optimism-ab", "calm"}
     assert info["traits"][0]["options"]["residual/probe"] == [4, 14]
     chunks = live_chat(site, {"monitor": {"traits": ["optimism"], "layers": "14"}})
     tokens = _tokens(chunks)
@@ -472,6 +503,26 @@ def test_steering_view(page, site, output_dir):
     page.select_option("#trait", "damaged")
     page.wait_for_selector("#view-steering[data-state=ready] .problems")
     assert "torn" in page.locator("#view-steering .problems").inner_text()
+    assert page.errors == []
+
+
+def test_steering_view_of_ab_rows(page, site, output_dir):
+    open_view(page, site, "steering", f"?model={site.slug}&trait=optimism-ab")
+    rows = ab_rows(site)
+    base = next(r["ab_score"] for r in rows if r["config"]["baseline"])
+    cells = page.locator('[id^="ab-"] rect.cell:not(.empty)')
+    assert cells.count() == 2 and page.locator('[id^="delta-"]').count() == 0
+    for layer in (4, 14):
+        row = next(r for r in rows if r["config"]["layers"] == [layer])
+        cell = page.locator(f'[id^="ab-"] rect.cell[data-row="{layer}"][data-col="0.3"]')
+        assert float(cell.get_attribute("data-value")) == pytest.approx(row["ab_score"] - base, abs=1e-6)
+    assert f"A/B {base:.3f}" in page.locator("#baselines").inner_text()
+    page.locator('[id^="ab-"] rect.cell[data-row="14"][data-col="0.3"]').click()
+    answers = page.locator("#answers table.answers tr")
+    assert answers.count() == 1 + AB_QUESTIONS  # header + one row per question with p(trait answer)
+    row14 = next(r for r in rows if r["config"]["layers"] == [14])
+    assert f"{row14['items'][0]['p_trait']:.3f}" in answers.nth(1).inner_text()
+    page.screenshot(path=str(output_dir / "web-steering-ab.png"), full_page=True)
     assert page.errors == []
 
 
