@@ -130,12 +130,14 @@ def ours(lm, ids, y, groups, layers, args) -> tuple[torch.Tensor, list[Split]]:
     return X, splits
 
 
-def steering_vectors(lm, texts, X, y, splits, layers, args) -> None:
+def steering_vectors(lm, ids, texts, X, y, splits, layers, args) -> None:
     try:
         from steering_vectors import train_steering_vector
     except ImportError as exc:
         emit("steering-vectors", f"skipped ({exc})")
         return
+    same = sum(lm.tokenizer(t)["input_ids"] == i for t, i in zip(texts, ids, strict=True))
+    emit("steering-vectors reads the same tokens as traitscope", f"{same} of {len(ids)} prompts")
     clock, per_fold = Clock(), []
     for sp in splits:
         train = [int(i) for i in sp.train]
@@ -188,8 +190,8 @@ def repeng(lm, ids, texts, X, y, splits, layers, args) -> None:
             return
         with safe_open(str(out), framework="pt") as f:
             vectors, meta = f.get_tensor("vectors"), f.metadata()
-    if json.loads(meta["n_tokens"]) != [len(i) for i in ids]:
-        emit("repeng", "warning: its tokenizer gives other token counts than traitscope's prompts")
+    same = sum(a == len(b) for a, b in zip(json.loads(meta["n_tokens"]), ids, strict=True))
+    emit("repeng reads as many tokens as traitscope", f"{same} of {len(ids)} prompts")
     per_fold = [fold_auroc(X, y, sp.train, sp.val, vectors[k]) for k, sp in enumerate(splits)]
     emit("repeng versions", meta["versions"])
     emit_row(
@@ -215,7 +217,7 @@ def main() -> None:
     X, splits = ours(lm, ids, y, groups, layers, args)
     skip = set(args.skip.split(","))
     if "steering-vectors" not in skip:
-        steering_vectors(lm, texts, X, y, splits, layers, args)
+        steering_vectors(lm, ids, texts, X, y, splits, layers, args)
     if "repeng" not in skip:
         repeng(lm, ids, texts, X, y, splits, layers, args)
 
