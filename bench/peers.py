@@ -36,7 +36,7 @@ warnings.simplefilter("ignore")  # sklearn's deprecation notes, once per layer a
 import torch  # noqa: E402
 
 from traitscope.activations import Example, capture  # noqa: E402
-from traitscope.evaluation.crossval import Split, kfold  # noqa: E402
+from traitscope.evaluation.crossval import Split, evaluate, kfold  # noqa: E402
 from traitscope.evaluation.ensemble import evaluate_stack  # noqa: E402
 from traitscope.evaluation.metrics import auroc  # noqa: E402
 from traitscope.methods import METHODS  # noqa: E402
@@ -81,7 +81,7 @@ def fold_auroc(
 
 def examples(
     lm, trait_name: str, limit: int | None
-) -> tuple[list, list[list[int]], list[str], torch.Tensor, list[str]]:
+) -> tuple[list[list[int]], tuple[float, float], list[str], torch.Tensor, list[str]]:
     """Rows (positive, negative per complete minimal pair), their token ids and formatted texts."""
     trait = load_trait(trait_name)
     pairs: dict[str, dict[str, object]] = {}
@@ -90,20 +90,22 @@ def examples(
             pairs.setdefault(s.pair, {})[s.polarity] = s
     keys = [k for k, v in pairs.items() if len(v) == 2][:limit]
     rows = [pairs[k][p] for k in keys for p in ("positive", "negative")]
+    clock = Clock()  # traitscope's tokenisation counts in its time, as the peers' does in theirs
     ids = [lm.prompt_ids(s.prompt, s.system, trait.raw) for s in rows]
+    tokenise = clock.read()
     texts = [lm.format_prompt(s.prompt, s.system, trait.raw) for s in rows]
     y = torch.tensor([1 if s.polarity == "positive" else 0 for s in rows])
     emit("examples", f"{len(rows)} ({len(keys)} minimal pairs of {trait.name}), {lm.name}, {lm.n_layers} layers")
-    return rows, ids, texts, y, [s.pair for s in rows]
+    return ids, tokenise, texts, y, [s.pair for s in rows]
 
 
-def ours(lm, ids, y, groups, layers, args) -> tuple[torch.Tensor, list[Split]]:
+def ours(lm, ids, tokenise, y, groups, layers, args) -> tuple[torch.Tensor, list[Split]]:
     """Capture once, then every method's 5-fold validation; each timed as capture + its folds."""
     clock = Clock()
     X = capture(lm, [Example(i, []) for i in ids], ["residual"], layers, "prompt[-1]", args.batch_size).acts["residual"]
     splits = kfold(y.tolist(), groups, args.folds)
-    cap = clock.read()
-    emit("traitscope capture seconds", cap[0])
+    cap = tuple(a + b for a, b in zip(clock.read(), tokenise, strict=True))
+    emit("traitscope tokenise + capture seconds", cap[0])
     for method in OURS:
         clock = Clock()
         per_fold = [
@@ -127,6 +129,13 @@ def ours(lm, ids, y, groups, layers, args) -> tuple[torch.Tensor, list[Split]]:
         emit(f"traitscope stack({base}) auroc (all layers, no layer picked)", row["auroc"])
         emit(f"traitscope stack({base}) seconds (capture once + {len(splits)} folds)", cap[0] + t[0])
         emit(f"traitscope stack({base}) cpu seconds", cap[1] + t[1])
+    # what `traitscope extract` runs: every fold's metrics per layer, 200 random directions, bootstrap CIs
+    clock = Clock()
+    rows = evaluate(X, y, splits, ["probe_cv"], layers, pairs=groups)
+    t = clock.read()
+    emit("traitscope probe_cv via crossval.evaluate best auroc", max(r["auroc"] for r in rows))
+    emit("traitscope probe_cv via crossval.evaluate seconds (capture once + the pipeline's validation)", cap[0] + t[0])
+    emit("traitscope probe_cv via crossval.evaluate cpu seconds", cap[1] + t[1])
     return X, splits
 
 
@@ -212,9 +221,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     lm = load_model(args.model)
-    rows, ids, texts, y, groups = examples(lm, args.trait, args.limit)
+    ids, tokenise, texts, y, groups = examples(lm, args.trait, args.limit)
     layers = list(range(lm.n_layers))
-    X, splits = ours(lm, ids, y, groups, layers, args)
+    X, splits = ours(lm, ids, tokenise, y, groups, layers, args)
     skip = set(args.skip.split(","))
     if "steering-vectors" not in skip:
         steering_vectors(lm, ids, texts, X, y, splits, layers, args)
