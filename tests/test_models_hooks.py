@@ -232,3 +232,20 @@ def test_shared_prefix_pass_gives_the_plain_activations(model, position, request
             a, b = together.acts[s][i], alone.acts[s][0]
             assert ((a - b).norm(dim=-1) / b.norm(dim=-1)).max() < 1e-5, (s, i)
             assert torch.allclose(together.norms[s][i], alone.norms[s][0], rtol=1e-5), (s, i)
+
+
+def test_shared_prefix_reaching_into_the_responses(lm):
+    """One prompt, responses that start alike: the shared prefix covers the whole prompt and the
+    responses' first words, so the prefix pass also carries weight of ``response[:]``."""
+    from traitscope.activations.capture import shared_prefix
+
+    prompt = lm.prompt_ids("Describe the weather today.")
+    responses = [" It is sunny and warm.", " It is sunny but windy, with clouds later.", " It is raining."]
+    examples = [Example(prompt, lm.response_ids(r)) for r in responses + responses[:1]]  # a duplicate row too
+    assert shared_prefix(examples) > len(prompt)
+    together = capture(lm, examples, ["residual", "mlp_out"], [2, 9], "response[:]", batch_size=4)
+    for i, ex in enumerate(examples):
+        alone = capture(lm, [ex], ["residual", "mlp_out"], [2, 9], "response[:]", batch_size=1)
+        for s in ("residual", "mlp_out"):
+            a, b = together.acts[s][i], alone.acts[s][0]
+            assert ((a - b).norm(dim=-1) / b.norm(dim=-1)).max() < 1e-5, (s, i)
