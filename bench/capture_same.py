@@ -3,10 +3,10 @@ tree's, on a trait's minimal pairs at the last prompt token of every layer: CPU 
 the largest activation difference, then every method's fold vectors and per-layer held-out AUROCs
 (the folds of ``bench/peers.py``) from either capture.
 
-    python bench/capture_same.py --old-rev REV [TRAIT] [--old-batch-size 8]
+    python bench/capture_same.py --old-rev REV [TRAIT] [--old-batch-size 8] [--new-rev REV2] [--new-batch-size 8]
 
-``--old-rev HEAD --old-batch-size 4`` compares the current capture with itself at another batch
-size: the float32 rounding any batching change brings, the yardstick for the differences.
+``--old-rev REV --new-rev REV --new-batch-size 4`` compares a capture with itself at another
+batch size: the float32 rounding a batching change brings, the yardstick for the differences.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from peers import OURS, emit, examples, fold_auroc  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def old_capture(rev: str):  # noqa: ANN201
+def capture_at(rev: str, name: str):  # noqa: ANN201
     """``capture`` as it was at git revision ``rev`` (its module imported from a temporary file)."""
     source = subprocess.run(
         ["git", "-C", str(ROOT), "show", f"{rev}:src/traitscope/activations/capture.py"],
@@ -45,11 +45,11 @@ def old_capture(rev: str):  # noqa: ANN201
         text=True,
         check=True,
     ).stdout
-    path = Path(tempfile.mkdtemp()) / "old_capture.py"
+    path = Path(tempfile.mkdtemp()) / f"{name}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("old_capture", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["old_capture"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module.capture
 
@@ -65,16 +65,21 @@ def main() -> None:
     parser.add_argument("trait", nargs="?", default="sycophancy-natural")
     parser.add_argument("--old-rev", required=True, help="git revision of the capture to compare against")
     parser.add_argument("--old-batch-size", type=int, default=8)
+    parser.add_argument("--new-rev", default=None, help="git revision for the new side (default: this tree)")
+    parser.add_argument("--new-batch-size", type=int, default=8)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     args = parser.parse_args()
     torch.set_num_threads(1)
     lm = load_model(args.model)
     ids, _, _, y, groups = examples(lm, args.trait, None)
     exs, layers = [Example(i, []) for i in ids], list(range(lm.n_layers))
-    Xo, old_s = timed(old_capture(args.old_rev), lm, exs, ["residual"], layers, "prompt[-1]", args.old_batch_size)
-    Xn, new_s = timed(capture, lm, exs, ["residual"], layers, "prompt[-1]", 8)
+    new = capture if args.new_rev is None else capture_at(args.new_rev, "new_capture")
+    Xo, old_s = timed(
+        capture_at(args.old_rev, "old_capture"), lm, exs, ["residual"], layers, "prompt[-1]", args.old_batch_size
+    )
+    Xn, new_s = timed(new, lm, exs, ["residual"], layers, "prompt[-1]", args.new_batch_size)
     emit(f"old capture ({args.old_rev}, batch {args.old_batch_size}) cpu seconds", old_s)
-    emit("new capture (batch 8) cpu seconds", new_s)
+    emit(f"new capture ({args.new_rev or 'this tree'}, batch {args.new_batch_size}) cpu seconds", new_s)
     emit("activations max relative difference", f"{float(((Xo - Xn).norm(dim=-1) / Xo.norm(dim=-1)).max()):.3g}")
     splits = kfold(y.tolist(), groups, 5)
     for m in OURS:
