@@ -54,6 +54,21 @@ def capture_at(rev: str, name: str):  # noqa: ANN201
     return module.capture
 
 
+def forward_tokens(exs: list[Example], batch_size: int, new: bool) -> int:
+    """Token positions the model computes: padded batches in input order (old), or batches by
+    length whose shared prefix runs once (new)."""
+    from traitscope.activations.capture import MIN_SHARED_PREFIX, shared_prefix
+
+    order = sorted(exs, key=lambda e: len(e.prompt_ids) + len(e.response_ids)) if new else exs
+    total = 0
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        first = shared_prefix(batch) if new and len(batch) > 1 else 0
+        first = first if first >= MIN_SHARED_PREFIX else 0
+        total += first + len(batch) * (max(len(e.prompt_ids) + len(e.response_ids) for e in batch) - first)
+    return total
+
+
 def timed(fn, *args) -> tuple[torch.Tensor, float]:  # noqa: ANN001
     cpu = time.process_time()
     X = fn(*args).acts["residual"]
@@ -80,6 +95,10 @@ def main() -> None:
     Xn, new_s = timed(new, lm, exs, ["residual"], layers, "prompt[-1]", args.new_batch_size)
     emit(f"old capture ({args.old_rev}, batch {args.old_batch_size}) cpu seconds", old_s)
     emit(f"new capture ({args.new_rev or 'this tree'}, batch {args.new_batch_size}) cpu seconds", new_s)
+    emit(
+        "forward tokens, old way -> new way (batch 8)",
+        f"{forward_tokens(exs, 8, False)} -> {forward_tokens(exs, 8, True)}",
+    )
     emit("activations max relative difference", f"{float(((Xo - Xn).norm(dim=-1) / Xo.norm(dim=-1)).max()):.3g}")
     splits = kfold(y.tolist(), groups, 5)
     for m in OURS:
