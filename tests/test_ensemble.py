@@ -5,6 +5,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from traitscope.errors import TraitscopeError
 from traitscope.evaluation import auroc, evaluate, evaluate_stack, fit_stack, kfold
 from traitscope.evaluation.ensemble import out_of_fold_scores
 from traitscope.methods import mean_diff
@@ -71,7 +72,7 @@ def test_inner_folds_do_not_leak_on_noise():
 
 def test_unknown_base_is_refused():
     X, y, pairs = _weak_layers(n=20)
-    with pytest.raises(ValueError, match="unknown base method 'nope'"):
+    with pytest.raises(TraitscopeError, match="unknown base method 'nope'; use one of: mean_diff"):
         fit_stack(X, y, pairs, base="nope")
 
 

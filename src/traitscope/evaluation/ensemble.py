@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from traitscope.errors import TraitscopeError
 from traitscope.evaluation.crossval import Split, kfold
 from traitscope.evaluation.metrics import accuracy, auroc, cohens_d, midpoint
 from traitscope.methods import METHODS
@@ -92,7 +93,7 @@ def fit_stack(
     from sklearn.linear_model import LogisticRegression
 
     if base not in METHODS:
-        raise ValueError(f"unknown base method {base!r}; valid: {', '.join(METHODS)}")
+        raise TraitscopeError(f"unknown base method {base!r}; use one of: {', '.join(METHODS)}")
     X, y = check_xy(X, y)
     groups = _groups(pairs, X.shape[0])
     oof = out_of_fold_scores(X, y, groups, base, inner, seed)
