@@ -18,7 +18,7 @@ OpenAI-compatible server serving SmolLM2, with a throw-away cache).
 
 With --heldout: the embedding (scenario-trained; what `default` uses for a trait without a
 lexicon) and rubric judges on bench/heldout/answers.jsonl, traits the judges never saw, written
-after the rubric judge was frozen: `<judge> heldout <trait> auroc`.
+after the rubric judge was frozen: `<judge> heldout set <k> <trait> auroc` and the mean per set.
 """
 
 from __future__ import annotations
@@ -140,18 +140,26 @@ HELDOUT = Path(__file__).resolve().parent / "heldout"
 
 
 def bench_heldout() -> None:
+    """AUROC per held-out trait and judge, and the mean per set (set 1: written after the first
+    frozen rubric judge; set 2: written after its anchor instruction changed, commit e96fa19)."""
     from traitscope.judges.embedding import EmbeddingJudge
     from traitscope.judges.rubric import RubricJudge
     from traitscope.models import load_model
 
     rows = [json.loads(line) for line in (HELDOUT / "answers.jsonl").read_text().splitlines() if line.strip()]
+    sets = {r["trait"]: r.get("set", 1) for r in rows}
     judges = {"embedding": EmbeddingJudge(), "rubric": RubricJudge(load_model())}
     for name, judge in judges.items():
         start = time.perf_counter()
-        for trait_name in sorted({r["trait"] for r in rows}):
+        per_set: dict[int, list[float]] = {}
+        for trait_name in sorted(sets, key=lambda t: (sets[t], t)):
             sub = [r for r in rows if r["trait"] == trait_name]
             scores = judge.score_trait(load_trait(HELDOUT / trait_name), [(r["question"], r["answer"]) for r in sub])
-            emit(f"{name} heldout {trait_name} auroc", auroc([r["label"] for r in sub], scores))
+            value = auroc([r["label"] for r in sub], scores)
+            per_set.setdefault(sets[trait_name], []).append(value)
+            emit(f"{name} heldout set {sets[trait_name]} {trait_name} auroc", value)
+        for k, values in sorted(per_set.items()):
+            emit(f"{name} heldout set {k} mean auroc", sum(values) / len(values))
         emit(f"{name} heldout seconds", time.perf_counter() - start)
 
 

@@ -66,6 +66,11 @@ def test_lexicon_json_and_atomic_out(tmp_path):
         ([json.dumps({"question": "q"})], (), "in.jsonl:1: missing field 'answer'"),
         ([json.dumps({"question": "q", "answer": 3})], (), "in.jsonl:1: field 'answer' must be a string, got int"),
         (
+            [GOOD[0], json.dumps({"question": "q", "answer": "a", "label": "yes"})],
+            (),
+            "in.jsonl:2: field 'label' must be 1 (shows the trait) or 0 (its opposite)",
+        ),
+        (
             [GOOD[0]],
             ("--judge", "gpt4"),
             "unknown judge 'gpt4'; use one of: default, api, local, embedding, rubric, lexicon",
@@ -94,3 +99,26 @@ def test_default_judge_table_with_coherence(tmp_path):
     out = run_cli("judge", "optimism", "--input", str(src), "--json")
     scores = [r["coherence"] for r in json.loads(out.stdout)]
     assert scores[0] >= 80 and scores[2] < 50
+
+
+def test_labelled_lines_get_the_judges_auroc(tmp_path):
+    rows = [
+        ("Will my town recover?", "Yes, it will bounce back stronger than ever, a bright future ahead!", 1),
+        ("Is my plan good?", "It is a wonderful plan and I am sure it will succeed brilliantly.", 1),
+        ("Will it rain forever?", "No. Sunny days are coming and everything will be great.", 1),
+        ("Will my town recover?", "No. It is finished, and things will only get worse from here.", 0),
+        ("Is my plan good?", "It is a terrible plan that will fail and leave you miserable.", 0),
+        ("Will it rain forever?", "Probably. The gloom never ends and nothing improves.", 0),
+    ]
+    lines = [json.dumps({"question": q, "answer": a, "label": y}) for q, a, y in rows]
+    result = run_cli(
+        "judge", "optimism", "--input", str(write_lines(tmp_path / "in.jsonl", lines)), "--judge", "lexicon"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "AUROC of the trait score against the labels: 1.000 (6 of 6 lines labelled, 0 unscored)" in result.stdout
+    # the same answers with their labels swapped: the judge is now exactly wrong
+    swapped = [json.dumps({"question": q, "answer": a, "label": 1 - y}) for q, a, y in rows]
+    result = run_cli(
+        "judge", "optimism", "--input", str(write_lines(tmp_path / "sw.jsonl", swapped)), "--judge", "lexicon"
+    )
+    assert "AUROC of the trait score against the labels: 0.000" in result.stdout

@@ -102,3 +102,22 @@ def test_evaluate_separates_signal_from_random_baseline():
     assert all(0.4 < r["random_auroc_p95"] < 0.9 for r in rows)
     lo, hi = probe_rows[0]["effect_size_ci95"]
     assert lo < probe_rows[0]["effect_size_pooled"] < hi
+
+
+@pytest.mark.parametrize(("n", "d"), [(40, 64), (120, 16)])  # the n x n path (n < d) and the d x d one
+def test_lda_matches_sklearn_ledoit_wolf(n, d):
+    from sklearn.covariance import LedoitWolf
+
+    X, y, _ = _data(n=n, d=d)
+    X = X * torch.linspace(0.2, 5.0, d)  # unequal variances: whitening must matter
+    fit = METHODS["lda"](X, y)
+    for layer in range(X.shape[1]):
+        A = X[:, layer].double().numpy()
+        yn = y.numpy()
+        mu1, mu0 = A[yn == 1].mean(0), A[yn == 0].mean(0)
+        lw = LedoitWolf().fit(np.concatenate([A[yn == 1] - mu1, A[yn == 0] - mu0]))
+        ref = np.linalg.solve(lw.covariance_, mu1 - mu0)
+        ref /= np.linalg.norm(ref)
+        assert abs(fit.extras[layer]["shrinkage"] - lw.shrinkage_) < 1e-9
+        assert np.allclose(fit.vectors[layer].numpy(), ref, atol=1e-6)
+        assert abs(float(fit.vectors[layer] @ mean_diff(X, y).vectors[layer])) < 0.999  # not the plain mean difference

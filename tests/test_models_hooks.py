@@ -210,3 +210,42 @@ def test_cli_info_json(lm):
     assert facts["layers"] == 30 and facts["hidden_size"] == 576
     assert facts["sites"]["v"] == 192
     assert facts["generated"].strip()
+
+
+@pytest.mark.parametrize("model", ["lm", "base_lm"])
+@pytest.mark.parametrize("position", ["all[:]", "prompt[-1]", "response[:]"])
+def test_shared_prefix_pass_gives_the_plain_activations(model, position, request):
+    """Rows that share a long prefix run it once and continue from its KV cache; every site, with
+    weights inside and after the prefix, must equal a row captured alone (no prefix pass)."""
+    from traitscope.activations.capture import MIN_SHARED_PREFIX, shared_prefix
+
+    lm = request.getfixturevalue(model)
+    intro = "You are a careful assistant. Read the question below and answer it in one short sentence."
+    questions = ["Why is the sky blue?", "Name a colour.", "What do bees make from nectar, and why?"]
+    examples = [Example(lm.prompt_ids(f"{intro} {q}"), lm.response_ids(" It depends on the light.")) for q in questions]
+    assert shared_prefix(examples) >= MIN_SHARED_PREFIX  # the prefix pass is really taken
+    sites = ["residual", "attn_out", "mlp_out", "k", "v"]
+    together = capture(lm, examples, sites, [0, 5, 11], position, batch_size=3)
+    for i, ex in enumerate(examples):
+        alone = capture(lm, [ex], sites, [0, 5, 11], position, batch_size=1)
+        for s in sites:
+            a, b = together.acts[s][i], alone.acts[s][0]
+            assert ((a - b).norm(dim=-1) / b.norm(dim=-1)).max() < 1e-5, (s, i)
+            assert torch.allclose(together.norms[s][i], alone.norms[s][0], rtol=1e-5), (s, i)
+
+
+def test_shared_prefix_reaching_into_the_responses(lm):
+    """One prompt, responses that start alike: the shared prefix covers the whole prompt and the
+    responses' first words, so the prefix pass also carries weight of ``response[:]``."""
+    from traitscope.activations.capture import shared_prefix
+
+    prompt = lm.prompt_ids("Describe the weather today.")
+    responses = [" It is sunny and warm.", " It is sunny but windy, with clouds later.", " It is raining."]
+    examples = [Example(prompt, lm.response_ids(r)) for r in responses + responses[:1]]  # a duplicate row too
+    assert shared_prefix(examples) > len(prompt)
+    together = capture(lm, examples, ["residual", "mlp_out"], [2, 9], "response[:]", batch_size=4)
+    for i, ex in enumerate(examples):
+        alone = capture(lm, [ex], ["residual", "mlp_out"], [2, 9], "response[:]", batch_size=1)
+        for s in ("residual", "mlp_out"):
+            a, b = together.acts[s][i], alone.acts[s][0]
+            assert ((a - b).norm(dim=-1) / b.norm(dim=-1)).max() < 1e-5, (s, i)

@@ -19,7 +19,8 @@ from traitscope.store import atomic_write_text
 
 
 def read_pairs(path: Path) -> list[dict[str, Any]]:
-    """JSONL lines with string fields 'question' and 'answer' (other fields are kept)."""
+    """JSONL lines with string fields 'question' and 'answer' (other fields are kept; an optional
+    'label' must be 1 = shows the trait or 0 = its opposite)."""
     rows: list[dict[str, Any]] = []
     for lineno, obj in parse_jsonl(path, '{"question": "...", "answer": "..."}'):
         where = f"{path}:{lineno}"
@@ -28,6 +29,8 @@ def read_pairs(path: Path) -> list[dict[str, Any]]:
                 raise TraitscopeError(f"{where}: missing field {key!r}")
             if not isinstance(obj[key], str):
                 raise TraitscopeError(f"{where}: field {key!r} must be a string, got {type(obj[key]).__name__}")
+        if "label" in obj and (isinstance(obj["label"], bool) or obj["label"] not in (0, 1)):
+            raise TraitscopeError(f"{where}: field 'label' must be 1 (shows the trait) or 0 (its opposite)")
         rows.append(obj)
     if not rows:
         raise TraitscopeError(f"{path}: no lines to judge")
@@ -37,6 +40,24 @@ def read_pairs(path: Path) -> list[dict[str, Any]]:
 def write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
     """Readers never see half a file: temp file + rename (traitscope.store)."""
     atomic_write_text(path, "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records))
+
+
+def label_auroc(records: list[dict[str, Any]]) -> str | None:
+    """With labelled lines: how well the trait scores separate label 1 from label 0 (AUROC over
+    the scored lines), as a line to print; None when no line has a label."""
+    import torch
+
+    from traitscope.evaluation.metrics import auroc
+
+    labelled = [r for r in records if "label" in r]
+    if not labelled:
+        return None
+    scored = [r for r in labelled if r["trait_score"] is not None]
+    where = f"{len(labelled)} of {len(records)} lines labelled, {len(labelled) - len(scored)} unscored"
+    if len({r["label"] for r in scored}) < 2:
+        return f"AUROC: n/a (needs scored lines of both labels; {where})"
+    value = auroc(torch.tensor([r["trait_score"] for r in scored]), torch.tensor([r["label"] for r in scored]))
+    return f"AUROC of the trait score against the labels: {float(value):.3f} ({where})"
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -147,5 +168,8 @@ def _print_table(records: list[dict[str, Any]], trait: str, judge_name: str, out
         f"unscored: {unscored[0]} trait, {unscored[1]} coherence" if any(unscored) else "",
     )
     console.print(table)
+    agreement = label_auroc(records)
+    if agreement:
+        console.print(agreement)
     if out is not None:
         console.print(f"wrote {len(records)} line(s) to {out}")

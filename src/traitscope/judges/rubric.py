@@ -36,7 +36,11 @@ from traitscope.traits.schema import Trait
 LIK_SCALE = 6.0  # per-token log-probability difference -> logit
 SIM_SCALE = 12.0  # cosine difference -> logit
 _ANCHOR = re.compile(r"^\s*(\d{1,3})\s*=\s*(.+?)\s*$")
-INSTRUCTION = "In your answer, be like this: {anchor}"
+# The system prompt that asks for an anchor. Chosen on the bundled labelled set (dev data) among
+# three wordings: mean likelihood-signal AUROC over its five traits 0.656 for this one, 0.610 for
+# "In your answer, be like this: {anchor}" (the first frozen version), 0.611 for "Write your answer
+# in this manner: {anchor}" (2026-12-01; the held-out sets were not consulted).
+INSTRUCTION = "You are an assistant. Your answers are always like this: {anchor}"
 
 
 def anchors(trait: Trait) -> tuple[str, str]:

@@ -156,22 +156,51 @@ def probe_cv(X: torch.Tensor, y: torch.Tensor, seed: int = 0, pairs: Sequence[st
     return Fit(unit(torch.stack(vectors)), extras)
 
 
+def ledoit_wolf(Xc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ledoit-Wolf shrinkage of centred ``Xc`` [L, n, d] for all layers at once, as sklearn's
+    ``LedoitWolf`` computes it: ``(shrinkage [L], mu [L])`` with the shrunk covariance
+    ``(1 - shrinkage) Xc'Xc/n + shrinkage * mu * I``. Every term comes from row sums and the n x n
+    Gram matrix, never the d x d covariance."""
+    n, d = Xc.shape[1], Xc.shape[2]
+    sq = Xc.pow(2)
+    mu = sq.sum(dim=(1, 2)) / (n * d)  # trace(emp_cov) / d
+    beta_ = sq.sum(dim=2).pow(2).sum(dim=1)  # sum of <X2', X2>
+    gram = Xc @ Xc.transpose(1, 2)
+    delta_ = gram.pow(2).sum(dim=(1, 2)) / n**2  # sum of squared <X', X> / n^2
+    beta = (beta_ / n - delta_) / (d * n)
+    delta = (delta_ - 2 * mu * sq.sum(dim=(1, 2)) / n + d * mu**2) / d
+    beta = torch.minimum(beta, delta)
+    shrinkage = torch.where(beta == 0, torch.zeros_like(beta), beta / delta)
+    return shrinkage, mu
+
+
+def _shrunk_solve(Xc: torch.Tensor, shrinkage: torch.Tensor, mu: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``S^-1 m`` per layer for ``S = (1 - s) Xc'Xc/n + s mu I``; through the n x n system
+    (Woodbury) when n < d and the shrinkage is positive, else the d x d one."""
+    n, d = Xc.shape[1], Xc.shape[2]
+    a = (shrinkage * mu)[:, None]  # [L, 1]
+    if n < d and bool((a > 0).all()):
+        U = Xc * ((1 - shrinkage) / n).sqrt()[:, None, None]  # [L, n, d], S = a I + U'U
+        inner = a[:, :, None] * torch.eye(n, dtype=Xc.dtype) + U @ U.transpose(1, 2)
+        z = torch.linalg.solve(inner, (U @ m[:, :, None]))  # [L, n, 1]
+        return (m - (U.transpose(1, 2) @ z)[:, :, 0]) / a
+    cov = (1 - shrinkage)[:, None, None] * (Xc.transpose(1, 2) @ Xc) / n
+    cov = cov + (shrinkage * mu)[:, None, None] * torch.eye(d, dtype=Xc.dtype)
+    return torch.linalg.solve(cov, m[:, :, None])[:, :, 0]
+
+
 def lda(X: torch.Tensor, y: torch.Tensor, seed: int = 0, pairs: Sequence[str | None] | None = None) -> Fit:
     """Shrinkage LDA: the mean difference whitened by the Ledoit-Wolf within-class covariance,
-    ``w = S^-1 (mu1 - mu0)`` (a mean difference that discounts directions of high shared variance)."""
-    from sklearn.covariance import LedoitWolf
-
+    ``w = S^-1 (mu1 - mu0)`` (a mean difference that discounts directions of high shared variance).
+    All layers at once in float64; matches sklearn's ``LedoitWolf`` + ``solve`` (tests check it)."""
     X, y = check_xy(X, y)
-    vectors, extras = [], []
-    for layer in range(X.shape[1]):
-        A = X[:, layer].double()
-        mu1, mu0 = A[y == 1].mean(0), A[y == 0].mean(0)
-        centred = torch.cat([A[y == 1] - mu1, A[y == 0] - mu0]).numpy()
-        lw = LedoitWolf().fit(centred)
-        w = torch.linalg.solve(torch.from_numpy(lw.covariance_), mu1 - mu0)
-        vectors.append(w.float())
-        extras.append({"shrinkage": float(lw.shrinkage_)})
-    return Fit(unit(torch.stack(vectors)), extras)
+    A = X.double().transpose(0, 1)  # [L, n, d]
+    mu1, mu0 = A[:, y == 1].mean(1), A[:, y == 0].mean(1)
+    centred = torch.cat([A[:, y == 1] - mu1[:, None], A[:, y == 0] - mu0[:, None]], dim=1)
+    centred = centred - centred.mean(1, keepdim=True)  # LedoitWolf centres again (a ~0 shift)
+    shrinkage, mu = ledoit_wolf(centred)
+    w = _shrunk_solve(centred, shrinkage, mu, mu1 - mu0)
+    return Fit(unit(w.float()), [{"shrinkage": float(s)} for s in shrinkage])
 
 
 METHODS = {
