@@ -134,7 +134,8 @@ def test_vectors_are_selected_by_position_not_directory_order(lm, tmp_path):
         load_run_vectors(run, "residual", "probe")
 
 
-def test_steering_results_are_keyed_by_the_vector_file(lm, tmp_path):
+def test_steering_results_are_keyed_by_the_vector_file(lm, tmp_path, monkeypatch):
+    from traitscope.judges.base import code_fingerprint
     from traitscope.judges.registry import get_judge
     from traitscope.steering.evaluate import SteerConfig, evaluate_configs
 
@@ -156,6 +157,12 @@ def test_steering_results_are_keyed_by_the_vector_file(lm, tmp_path):
     assert changed[1]["config"]["id"] != first[1]["config"]["id"]
     assert changed[1]["vectors"]["sha"] != first[1]["vectors"]["sha"]
     assert len(run.steering_results.read_text().splitlines()) == 3
+    # a judge whose code changed (same name: another rubric wording, another calibration) judges again
+    assert changed[0]["judge_code"] == code_fingerprint()
+    monkeypatch.setattr("traitscope.steering.evaluate.code_fingerprint", lambda: "changed-judge")
+    rejudged = evaluate_configs(lm, trait, run, configs, judge, **kw)
+    assert {r["judge_code"] for r in rejudged} == {"changed-judge"}
+    assert len(run.steering_results.read_text().splitlines()) == 5
 
 
 def test_a_second_process_on_a_run_directory_gets_one_line_naming_the_holder(lm, tmp_path):

@@ -6,8 +6,11 @@ is never a zero, so means and AUROCs are computed over real scores only.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from traitscope.traits.schema import Trait
@@ -61,3 +64,14 @@ class CombinedJudge:
 
     def score_coherence(self, pairs: Sequence[Pair]) -> list[Score]:
         return self.coherence_judge.score_coherence(pairs)
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A short hash of the judges' code (every module of this package): part of the key under which
+    judged steering rows are cached, so rows scored by an older judge (another rubric wording,
+    another coherence calibration) are judged again instead of being reused under the same name."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from traitscope.generation import SamplingConfig
+from traitscope.judges.base import code_fingerprint
 from traitscope.models.identity import model_identity
 from traitscope.models.loader import LoadedModel
 from traitscope.progress import Reporter, Silent
@@ -95,6 +96,7 @@ def evaluate_configs(
         "questions": questions,
         "max_new_tokens": max_new_tokens,
         "judge": getattr(judge, "name", str(judge)),
+        "judge_code": code_fingerprint(),  # a changed judge never reuses rows it did not score
         "model": model_identity(lm),
     }
     vsets: dict[tuple[str, str, str], VectorSet] = {}
@@ -161,6 +163,7 @@ def _generate_and_score(
             "config": {**asdict(c), "layers": list(c.layers), "id": keys[c], "coefs": coefs, "label": c.label()},
             "vectors": None if vset is None else {"file": str(vset.source), "sha": vset.file_id},
             "judge": extra["judge"],
+            "judge_code": extra["judge_code"],
             "model": lm.name,
             "trait_mean": _mean([s.value for s in t_scores]),
             "coherence_mean": _mean([s.value for s in c_scores]),
