@@ -25,7 +25,7 @@ from traitscope.hooks.core import active_hook_count
 from traitscope.monitor import load_bank, monitor_prompts, write_trace
 from traitscope.prompts import Prompt
 from traitscope.report.data import NO_STEERING
-from traitscope.steering.ab import AB_JUDGE, evaluate_ab
+from traitscope.steering.ab import AB_JUDGE, MAX_NLL_DELTA, evaluate_ab, pick_ab
 from traitscope.steering.evaluate import SteerConfig
 from traitscope.store import RunDir
 from traitscope.traits import load_trait
@@ -258,7 +258,10 @@ def test_ab_rows_become_their_own_heatmap(site):
     for i, layer in enumerate((4, 14)):
         row = next(r for r in rows if r["config"]["layers"] == [layer])
         assert group["ab_delta"][i][0] == pytest.approx(row["ab_score"] - base)
+        base_nll = next(r["ab_nll"] for r in rows if r["config"]["baseline"])
+        assert group["ab_nll_delta"][i][0] == pytest.approx(row["ab_nll"] - base_nll)
         assert group["delta"][i][0] is None and group["coherence"][i][0] is None  # no judge, no judged delta
+    assert d["ab_fluency_limit"] == MAX_NLL_DELTA
 
 
 def test_damaged_and_missing_files_are_reported_not_500(site):
@@ -517,6 +520,23 @@ def test_steering_view_of_ab_rows(page, site, output_dir):
         cell = page.locator(f'[id^="ab-"] rect.cell[data-row="{layer}"][data-col="0.3"]')
         assert float(cell.get_attribute("data-value")) == pytest.approx(row["ab_score"] - base, abs=1e-6)
     assert f"A/B {base:.3f}" in page.locator("#baselines").inner_text()
+    assert page.locator('[id^="fluency-"] rect.cell:not(.empty)').count() == 2
+    # the page marks the same pick as the library's rule (pick_ab), and fades cells over the fluency limit
+    base_row = next(r for r in rows if r["config"]["baseline"])
+    steered = [
+        {**r, "ab_delta": r["ab_score"] - base, "ab_nll_delta": r["ab_nll"] - base_row["ab_nll"]}
+        for r in rows
+        if not r["config"]["baseline"]
+    ]
+    picked = pick_ab(steered)
+    best = page.locator('[id^="ab-"] rect.cell.best')
+    if picked:
+        assert best.count() == 1 and best.get_attribute("data-row") == str(picked[0]["config"]["layers"][0])
+        assert "judge-free pick" in page.locator(".ab-note").inner_text()
+    else:
+        assert best.count() == 0 and "no configuration raises" in page.locator(".ab-note").inner_text()
+    over = sum(r["ab_nll_delta"] > MAX_NLL_DELTA for r in steered)
+    assert page.locator('[id^="ab-"] rect.cell.below-floor').count() == over
     page.locator('[id^="ab-"] rect.cell[data-row="14"][data-col="0.3"]').click()
     answers = page.locator("#answers table.answers tr")
     assert answers.count() == 1 + AB_QUESTIONS  # header + one row per question with p(trait answer)

@@ -90,12 +90,13 @@ def strength_label(config: dict[str, Any]) -> tuple[tuple[int, float], str]:
 
 
 def steering_grids(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Heatmaps of ``delta``, ``coherence_mean`` and (judge-free A/B rows) ``ab_delta`` over (layers × strength), one group per
+    """Heatmaps of ``delta``, ``coherence_mean`` and (judge-free A/B rows) ``ab_delta`` and the fluency
+    cost ``ab_nll_delta`` over (layers × strength), one group per
     (method, site, mode, judge); baselines listed apart. ``cells[i][j]`` is the index into
     ``rows`` of that cell (the last one wins when a configuration appears twice)."""
     groups: dict[str, dict[str, Any]] = {}
     baselines = []
-    ab_base: dict[str, float | None] = {}  # judge-free A/B rows: baseline score per format
+    ab_base: dict[str, dict[str, Any]] = {}  # judge-free A/B rows: the baseline row per format
     for idx, row in enumerate(rows):
         cfg = row.get("config") if isinstance(row.get("config"), dict) else {}
         if cfg.get("baseline"):
@@ -110,7 +111,7 @@ def steering_grids(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 }
             )
             if row.get("eval") == "ab":
-                ab_base[str(row.get("ab_format"))] = _num(row.get("ab_score"))
+                ab_base[str(row.get("ab_format"))] = row
             continue
         key = "/".join(str(cfg.get(k, "?")) for k in ("method", "site", "mode")) + f" ({row.get('judge', '?')})"
         g = groups.setdefault(key, {"cells": {}, "layers": {}, "ratios": {}})
@@ -124,21 +125,27 @@ def steering_grids(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key, g in groups.items():
         layer_labels = [lab for _, lab in sorted(g["layers"].values())]
         ratio_labels = sorted(g["ratios"], key=g["ratios"].get)
-        grid: dict[str, list[Any]] = {"delta": [], "coherence": [], "trait": [], "ab_delta": [], "cells": []}
+        grid: dict[str, list[Any]] = {
+            "delta": [], "coherence": [], "trait": [], "ab_delta": [], "ab_nll_delta": [], "cells": []
+        }  # fmt: skip
         for lab in layer_labels:
             cells = [g["cells"].get((lab, r)) for r in ratio_labels]
             grid["cells"].append(cells)
             grid["delta"].append([None if c is None else _num(rows[c].get("delta")) for c in cells])
             grid["coherence"].append([None if c is None else _num(rows[c].get("coherence_mean")) for c in cells])
             grid["trait"].append([None if c is None else _num(rows[c].get("trait_mean")) for c in cells])
-            grid["ab_delta"].append([None if c is None else _ab_delta(rows[c], ab_base) for c in cells])
+            grid["ab_delta"].append([None if c is None else _ab_delta(rows[c], ab_base, "ab_score") for c in cells])
+            grid["ab_nll_delta"].append([None if c is None else _ab_delta(rows[c], ab_base, "ab_nll") for c in cells])
         out.append({"key": key, "layers": layer_labels, "ratios": ratio_labels, **grid})
     return {"groups": out, "baselines": baselines}
 
 
-def _ab_delta(row: dict[str, Any], ab_base: dict[str, float | None]) -> float | None:
-    score, base = _num(row.get("ab_score")), ab_base.get(str(row.get("ab_format")))
-    return None if score is None or base is None else score - base
+def _ab_delta(row: dict[str, Any], ab_base: dict[str, dict[str, Any]], key: str) -> float | None:
+    """``row[key]`` minus the unsteered A/B row's (same format): ``ab_score`` gives the A/B delta,
+    ``ab_nll`` the fluency cost (rows written before it existed have none)."""
+    base = ab_base.get(str(row.get("ab_format")), {})
+    value, ref = _num(row.get(key)), _num(base.get(key))
+    return None if value is None or ref is None else value - ref
 
 
 def best_steering(group: dict[str, Any], coherence_floor: float) -> tuple[int, int] | None:

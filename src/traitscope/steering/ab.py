@@ -231,7 +231,7 @@ def pick_ab(
     max_nll_delta: float | None = MAX_NLL_DELTA,
     one_per_layer: bool = False,
 ) -> list[dict[str, Any]]:
-    """The steered A/B rows with the highest ``ab_delta`` among those whose fluency cost
+    """The steered A/B rows with the highest positive ``ab_delta`` among those whose fluency cost
     (``ab_nll_delta``) is at most ``max_nll_delta`` (None: no fluency limit), best first. With
     ``one_per_layer`` only each layer set's best row competes, so the picks spread over layers
     (methods whose vectors nearly coincide otherwise fill the list with one layer's twins)."""
@@ -240,6 +240,7 @@ def pick_ab(
         for r in rows
         if not r["config"]["baseline"]
         and r.get("ab_delta") is not None
+        and r["ab_delta"] > 0  # a configuration that does not raise the A/B score is no candidate
         and (max_nll_delta is None or (r.get("ab_nll_delta") is not None and r["ab_nll_delta"] <= max_nll_delta))
     ]
     ranked = sorted(ok, key=lambda r: r["ab_delta"], reverse=True)

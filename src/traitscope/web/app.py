@@ -29,6 +29,7 @@ from starlette.datastructures import MutableHeaders
 from traitscope.errors import TraitscopeError
 from traitscope.models.loader import LoadedModel
 from traitscope.report.data import NO_STEERING, extraction_grids, steering_grids
+from traitscope.steering.ab import MAX_NLL_DELTA
 from traitscope.store.layout import RunDir
 from traitscope.web.files import OutsideRoot, RunRoot, read_json, read_jsonl
 from traitscope.web.live import LiveEngine
@@ -178,7 +179,10 @@ def create_app(
             return {"model": model, "trait": trait, "present": False, "message": NO_STEERING, "problems": []}
         read = read_jsonl(path, f"{model}/{trait}/steering/results.jsonl")
         rows = read.data or []
-        out = {"model": model, "trait": trait, "present": True, "rows": rows, "problems": list(read.problems)}
+        out = {
+            "model": model, "trait": trait, "present": True, "rows": rows, "problems": list(read.problems),
+            "ab_fluency_limit": MAX_NLL_DELTA,  # the pick_ab rule's limit, shown on A/B heatmaps
+        }  # fmt: skip
         try:
             out |= steering_grids(rows)
         except (TypeError, ValueError, AttributeError) as exc:

@@ -348,7 +348,7 @@ async function renderSteering(sec) {
   const draw = () => {
     const floor = Number(floorInput.value);
     floorLabel.textContent = String(floor);
-    grids.replaceChildren(...d.groups.map((g) => steeringGroup(g, d.rows, floor, answers)));
+    grids.replaceChildren(...d.groups.map((g) => steeringGroup(g, d.rows, floor, answers, d.ab_fluency_limit)));
   };
   floorInput.addEventListener("input", draw);
   draw();
@@ -372,19 +372,42 @@ function baselineTable(baselines) {
     baselines.map((b) => h("tr", {}, h("td", { text: b.judge || "?" }), h("td", { text: b.ab_score !== null && b.ab_score !== undefined ? `A/B ${fmt(b.ab_score, 3)}` : fmt(b.trait_mean, 1) }), h("td", { text: fmt(b.coherence_mean, 1) }), h("td", { text: b.n }))));
 }
 
-function abGroup(g, rows, answers) {
+function abGroup(g, rows, answers, limit) {
   const span = Math.max(1e-9, ...g.ab_delta.flat().filter(Number.isFinite).map(Math.abs));
+  const cost = g.ab_nll_delta || [];
+  const hasCost = cost.flat().some(Number.isFinite);
+  const over = (i, j) => hasCost && limit !== null && limit !== undefined && !(cost[i][j] <= limit);
+  let pick = null; // the pick_ab rule: the highest positive A/B delta whose fluency cost is within the limit
+  g.ab_delta.forEach((row, i) => row.forEach((v, j) => {
+    if (!Number.isFinite(v) || v <= 0 || over(i, j)) return;
+    if (!pick || v > g.ab_delta[pick[0]][pick[1]]) pick = [i, j];
+  }));
+  const click = (i, j) => showAnswers(answers, rows[g.cells[i][j]]);
   const abMap = heatmap({
     title: `${g.key}: A/B delta`, rows: g.layers, cols: g.ratios, values: g.ab_delta, digits: 3,
-    colour: (v) => diverging(v / span), xLabel: "ratio", yLabel: "layer", id: `ab-${safeId(g.key)}`,
-    onClick: (i, j) => showAnswers(answers, rows[g.cells[i][j]]),
+    colour: (v) => diverging(v / span), xLabel: "ratio", yLabel: "layer", id: `ab-${safeId(g.key)}`, onClick: click,
+    cellClass: (i, j) => [over(i, j) ? "below-floor" : "", pick && pick[0] === i && pick[1] === j ? "best" : ""].join(" "),
   });
-  return h("div", { class: "group" }, h("h3", { text: g.key }), h("div", { class: "row" }, abMap),
-    h("p", { class: "status", text: "judge-free: change in the probability of the trait answer against the unsteered model (no coherence check)" }));
+  const maps = [abMap];
+  if (hasCost) {
+    const top = Math.max(1e-9, limit || 0, ...cost.flat().filter(Number.isFinite));
+    maps.push(heatmap({
+      title: `${g.key}: fluency cost (NLL delta)`, rows: g.layers, cols: g.ratios, values: cost, digits: 2,
+      colour: (v) => sequential(1 - Math.min(1, Math.max(0, v) / top)), xLabel: "ratio", yLabel: "layer",
+      id: `fluency-${safeId(g.key)}`, onClick: click,
+    }));
+  }
+  const note = !hasCost
+    ? "judge-free: change in the probability of the trait answer against the unsteered model (these rows carry no fluency cost)"
+    : pick
+      ? `judge-free pick (largest A/B delta with fluency cost ≤ ${limit}): layer ${g.layers[pick[0]]}, ratio ${g.ratios[pick[1]]}, A/B delta ${fmt(g.ab_delta[pick[0]][pick[1]], 3)}; confirm it by generation`
+      : `no configuration raises the A/B score with a fluency cost within ${limit}`;
+  return h("div", { class: "group" }, h("h3", { text: g.key }), h("div", { class: "row" }, ...maps),
+    h("p", { class: "status ab-note", text: note }));
 }
 
-function steeringGroup(g, rows, floor, answers) {
-  if ((g.ab_delta || []).flat().some(Number.isFinite)) return abGroup(g, rows, answers);
+function steeringGroup(g, rows, floor, answers, limit) {
+  if ((g.ab_delta || []).flat().some(Number.isFinite)) return abGroup(g, rows, answers, limit);
   let best = null;
   g.delta.forEach((row, i) => row.forEach((v, j) => {
     const c = g.coherence[i][j];
@@ -417,7 +440,7 @@ function showAnswers(box, row) {
   if (!row) return;
   if (row.eval === "ab") {
     const items = Array.isArray(row.items) ? row.items : [];
-    box.replaceChildren(h("p", {}, h("b", { text: configLabel(row) }), ` — A/B score ${fmt(row.ab_score, 3)} (${row.ab_format || "?"}), n ${row.n}`),
+    box.replaceChildren(h("p", {}, h("b", { text: configLabel(row) }), ` — A/B score ${fmt(row.ab_score, 3)} (${row.ab_format || "?"}), fluency NLL ${fmt(row.ab_nll, 2)}, n ${row.n}`),
       h("table", { class: "answers" }, h("tr", {}, ["question", "p(trait answer)"].map((c) => h("th", { text: c }))),
         items.map((it) => h("tr", {}, h("td", { class: "text", text: it.question }), h("td", { text: fmt(it.p_trait, 3) })))));
     return;
