@@ -111,6 +111,13 @@ def test_questions_from_minimal_pairs_and_clear_error_without(tmp_path):
     assert all(q.trait_answer.startswith("Bright") and q.opposite_answer.startswith("Grim") for q in items)
     got, source = ab_questions(trait, run)
     assert got == items and "has no ab_questions: built 5 from minimal pairs" in source
+    assert "warning" not in source  # "Bright outlook 1." / "Grim outlook 1." share half their words
+    # a model that answers both halves alike: the questions are built, and the source line says so
+    for x in lines[:8]:
+        x["response"] = f"Gardening is a rewarding and {'joyful' if x['polarity'] == 'positive' else 'calm'} hobby."
+    (run / "rollouts.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    _, source = ab_questions(trait, run)
+    assert "warning: in 3 of them the two answers share over 60% of their words" in source
     # natural elicitation: the two prompts of a pair differ, so no question can be built from them
     natural = load_trait(_copy_trait(tmp_path, "optimism"))
     with pytest.raises(

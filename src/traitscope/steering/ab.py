@@ -24,6 +24,7 @@ import inspect
 import json
 import math
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -86,15 +87,32 @@ def items_from_pairs(trait: Trait, run_dir: Path | None) -> list[ABQuestion]:
     return out
 
 
+ALIKE_OVERLAP = 0.6  # word-set Jaccard above which a pair's two rollouts "read alike"
+
+
+def word_overlap(a: str, b: str) -> float:
+    """Jaccard overlap of two texts' lower-cased word sets (0 = no word shared, 1 = the same words)."""
+    wa, wb = set(re.findall(r"\w+", a.lower())), set(re.findall(r"\w+", b.lower()))
+    return len(wa & wb) / max(1, len(wa | wb))
+
+
 def ab_questions(trait: Trait, run_dir: Path | None = None) -> tuple[list[ABQuestion], str]:
     """The trait's A/B questions and where they came from (a line fit to print)."""
     if trait.ab_questions:
         return list(trait.ab_questions), f"{len(trait.ab_questions)} ab_questions from trait.yaml"
     built = items_from_pairs(trait, run_dir)
     if len(built) >= MIN_AB_ITEMS:
+        alike = sum(word_overlap(q.trait_answer, q.opposite_answer) > ALIKE_OVERLAP for q in built)
+        warning = (
+            f"; warning: in {alike} of them the two answers share over {ALIKE_OVERLAP:.0%} of their words "
+            "(the model answered both halves alike), so they may test wording rather than the trait: "
+            "write ab_questions in trait.yaml"
+            if alike
+            else ""
+        )
         return built, (
             f"trait {trait.name} has no ab_questions: built {len(built)} from minimal pairs that share a prompt "
-            f"(their kept rollouts in {run_dir} as the two answers)"
+            f"(their kept rollouts in {run_dir} as the two answers){warning}"
         )
     raise TraitscopeError(
         f"trait {trait.name} has no ab_questions and its minimal pairs cannot make them "
