@@ -24,6 +24,7 @@ from traitscope.steering.ab import (
     items_from_pairs,
     letter_ids,
     pick_ab,
+    rank_agreement,
 )
 from traitscope.steering.evaluate import SteerConfig
 from traitscope.store import RunDir, read_jsonl
@@ -216,3 +217,20 @@ def test_fluency_cost_grows_with_strength_and_gates_the_pick(lm, run):
     assert len(pick_ab(rows, top=3, max_nll_delta=None)) == 3 and base not in pick_ab(rows, 3, None)
     # one per layer: all three steer layer 10, so only the best of them is left
     assert pick_ab(rows, 3, None, one_per_layer=True) == [max([low, mid, high], key=lambda r: r["ab_delta"])]
+
+
+def test_rank_agreement_of_ab_and_judged_deltas():
+    def row(layers, ab, delta):
+        return {"layers": layers, "ab_delta": ab, "delta": delta}
+
+    base = row([], 0.0, 0.0)  # the baseline never counts
+    same = [base, row([6], 0.01, 2.0), row([8], 0.03, 5.0), row([10], 0.02, 4.0), row([12], 0.05, 9.0)]
+    assert rank_agreement(same) == {"spearman": pytest.approx(1.0), "p": pytest.approx(0.0, abs=1e-6), "n": 4}
+    flipped = [{**r, "delta": -r["delta"]} for r in same]
+    assert rank_agreement(flipped)["spearman"] == pytest.approx(-1.0)
+    # one discordant pair out of six: Spearman 1 - 6 * (1 + 1) / (4 * 15) = 0.8
+    swapped = [base, row([6], 0.01, 2.0), row([8], 0.02, 5.0), row([10], 0.03, 4.0), row([12], 0.05, 9.0)]
+    assert rank_agreement(swapped)["spearman"] == pytest.approx(0.8)
+    assert rank_agreement(same[:3]) is None  # two configurations rank nothing
+    assert rank_agreement([*same, row([14], None, 3.0)])["n"] == 4  # a judge-only row is left out
+    assert rank_agreement([base, *(row([k], 0.02, float(k)) for k in (6, 8, 10))]) is None  # constant A/B side

@@ -147,6 +147,7 @@ def _eval_json(trait: str, res, floor: float) -> dict:
         "best": None if best is None else best["config"]["label"],
         "best_config": best_config,
         "ab_picks": res.ab_picks,
+        "ab_agreement": res.ab_agreement,
     }
 
 
@@ -173,6 +174,11 @@ def _print_eval(trait: str, model: str, res, floor: float, rd) -> None:
         from traitscope.steering.ab import MAX_NLL_DELTA
 
         console.print(f"A/B picks to confirm by generation (NLL delta ≤ {MAX_NLL_DELTA:g}): {'; '.join(res.ab_picks)}")
+    if res.ab_agreement:
+        a = res.ab_agreement
+        console.print(
+            f"A/B delta vs judged delta over {a['n']:.0f} configurations: Spearman {a['spearman']:+.2f} (p {a['p']:.2f})"
+        )
     console.print(f"best with coherence ≥ {floor:g}: {best_label or 'none'}\nresults: {rd.steering_results}")
 
 

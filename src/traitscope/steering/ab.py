@@ -270,6 +270,24 @@ def pick_ab(
     return ranked[:top]
 
 
+def rank_agreement(rows: Sequence[dict[str, Any]]) -> dict[str, float] | None:
+    """Spearman rank correlation between ``ab_delta`` and the judged ``delta`` over the steered
+    rows (``steer_eval`` summary records: ``layers``, ``ab_delta``, ``delta``) that have both
+    (``--eval both``): does the judge-free score order configurations as
+    generation does? None with fewer than 3 such rows or when either side is constant."""
+    from scipy.stats import spearmanr
+
+    pairs = [
+        (r["ab_delta"], r["delta"])
+        for r in rows
+        if r.get("layers") and r.get("ab_delta") is not None and r.get("delta") is not None
+    ]
+    if len(pairs) < 3 or len({a for a, _ in pairs}) < 2 or len({d for _, d in pairs}) < 2:
+        return None
+    rho, p = spearmanr([a for a, _ in pairs], [d for _, d in pairs])
+    return {"spearman": float(rho), "p": float(p), "n": len(pairs)}
+
+
 AB_JUDGE = "ab (judge-free)"
 AB_FORMATS = {
     "answers": "each answer's likelihood as the model's own reply; score = the trait answer's share",

@@ -10,7 +10,15 @@ from traitscope.errors import TraitscopeError
 from traitscope.models.loader import LoadedModel
 from traitscope.progress import Reporter, Silent
 from traitscope.specs import DEFAULT_POSITION, parse_layers
-from traitscope.steering.ab import AB_FORMATS, AB_KEYS, ab_questions, attach_ab, evaluate_ab, pick_ab
+from traitscope.steering.ab import (
+    AB_FORMATS,
+    AB_KEYS,
+    ab_questions,
+    attach_ab,
+    evaluate_ab,
+    pick_ab,
+    rank_agreement,
+)
 from traitscope.steering.evaluate import (
     DEFAULT_LAYERS,
     DEFAULT_RATIOS,
@@ -74,6 +82,7 @@ class SteerEvalOutcome:
     ab_source: str = ""
     summary: list[dict[str, Any]] = field(default_factory=list)
     ab_picks: list[str] = field(default_factory=list)  # labels: best ab_delta under the fluency limit, one per layer
+    ab_agreement: dict[str, float] | None = None  # --eval both: Spearman(ab_delta, judged delta), p, n
 
 
 def steer_eval(
@@ -105,7 +114,10 @@ def steer_eval(
         judge_name, n = getattr(j, "name", plan.judge), len(qs)
     rows = attach_ab(rows, ab_rows)
     picks = [r["config"]["label"] for r in pick_ab(ab_rows, top=3, one_per_layer=True)]
-    return SteerEvalOutcome(rows, best_config(rows, plan.floor), judge_name, n, source, summarise(rows), picks)
+    summary = summarise(rows)
+    return SteerEvalOutcome(
+        rows, best_config(rows, plan.floor), judge_name, n, source, summary, picks, rank_agreement(summary)
+    )
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
