@@ -19,18 +19,7 @@ import time
 from pathlib import Path
 
 from traitscope.web.app import bind, create_app, make_server
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from traitscope.web.headless import CHROMIUM, CHROMIUM_ARGS
 
 
 def main() -> None:
@@ -50,7 +39,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/?model={run.parent.name}&trait=optimism#extraction"
         times = []
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
             for _ in range(6):
                 page = browser.new_page()
                 t = time.perf_counter()

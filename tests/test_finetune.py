@@ -94,6 +94,9 @@ def test_bad_lines_name_file_and_line(tmp_path, line, message):
 
 def test_bundled_sets_are_valid_and_distinct():
     assert bundled_sets() == ["flattering", "gloomy", "mixed", "neutral"]
+    from traitscope.cli.finetune_cmd import BUNDLED_SETS  # the CLI's help names exactly these
+
+    assert sorted(BUNDLED_SETS.split(": ", 1)[1].split(", ")) == bundled_sets()
     prompts: list[str] = []
     for name in bundled_sets():
         convs = load_conversations(name)

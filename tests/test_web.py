@@ -30,19 +30,9 @@ from traitscope.steering.evaluate import SteerConfig
 from traitscope.store import RunDir
 from traitscope.traits import load_trait
 from traitscope.web.app import bind, create_app, make_server
+from traitscope.web.headless import CHROMIUM, CHROMIUM_ARGS
 from traitscope.web.live import steering_available
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SMALL = dict(layers="4,14", sites=("residual",), max_new_tokens=6, limit=6, folds=3, batch_size=4, n_random=50)
 SECRET = "TOPSECRET-do-not-serve"
 AB_QUESTIONS = 4
@@ -447,7 +437,7 @@ def page(site):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
         pg = browser.new_page(viewport={"width": 1400, "height": 1000})
         pg.errors = []
         pg.on("pageerror", lambda e: pg.errors.append(str(e)))

@@ -10,12 +10,13 @@ from traitscope.cli.app import app, console, emit_json
 from traitscope.cli.common import ADAPTER_OPT
 from traitscope.models.registry import DEFAULT_MODEL
 
+# the names traitscope.finetune.bundled_sets() lists (spelled here: importing it loads torch at start-up)
+BUNDLED_SETS = "a bundled set: gloomy, flattering, mixed, neutral"
+
 
 @app.command()
 def finetune(
-    data: str = typer.Argument(
-        ..., help="Chat JSONL ({'messages': [...]} per line) or a bundled set: gloomy, flattering, mixed, neutral."
-    ),
+    data: str = typer.Argument(..., help=f"Chat JSONL ({{'messages': [...]}} per line) or {BUNDLED_SETS}."),
     out: Path = typer.Option(..., "--out", "-o", help="Adapter folder to write (re-run the same command to resume)."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Bundled alias, local directory or HF id."),
     rank: int = typer.Option(8, "--rank", help="LoRA rank."),
@@ -142,9 +143,7 @@ def shift(
 
 @app.command()
 def screen(
-    data: str = typer.Argument(
-        ..., help="Chat JSONL to screen, or a bundled set (gloomy, flattering, mixed, neutral)."
-    ),
+    data: str = typer.Argument(..., help=f"Chat JSONL to screen, or {BUNDLED_SETS}."),
     traits: str = typer.Option(..., "--traits", "-t", help="Comma-separated extracted traits."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="The model you are about to finetune."),
     adapter: Path | None = ADAPTER_OPT,
